@@ -1,0 +1,67 @@
+"""Test a checkpoint with mmengine's Runner and print the frame-level AUC.
+
+Example:
+    python tools/test.py configs/mgenet/sht.py work_dirs/sht/epoch_10.pth --work-dir work_dirs/sht
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mgenet_mm  # noqa: E402,F401  shims + registration before configs are built
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from mgenet_mm.engine import resolve_dist_backend, set_work_dir  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test (and eval) a model')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file (path or URL)')
+    parser.add_argument('--work-dir', help='the dir to save the evaluation results and logs')
+    parser.add_argument('--dump', type=str,
+                        help='dump the raw predictions to this pickle file (.pkl)')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override config settings, key=value pairs, e.g. test_dataloader.batch_size=64')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Fold the command-line options into the config."""
+    cfg.launcher = args.launcher
+    set_work_dir(cfg, args.work_dir, args.config)
+    if args.dump is not None:
+        if not args.dump.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--dump must name a .pkl or .pickle file, got {args.dump}')
+        dump_metric = dict(type='DumpResults', out_file_path=args.dump)
+        if isinstance(cfg.test_evaluator, (list, tuple)):
+            cfg.test_evaluator = [*cfg.test_evaluator, dump_metric]
+        else:
+            cfg.test_evaluator = [cfg.test_evaluator, dump_metric]
+    cfg.load_from = args.checkpoint
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    resolve_dist_backend(cfg)
+    return cfg
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    cfg = merge_args(cfg, args)
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
