@@ -1,0 +1,4 @@
+from .pose_window_dataset import PoseWindowDataset
+from .transforms import *  # noqa: F401,F403
+
+__all__ = ['PoseWindowDataset']

@@ -1,0 +1,3 @@
+from .pose_transforms import NormalizePoseWindow, RandomFlipPoseWindow
+
+__all__ = ['NormalizePoseWindow', 'RandomFlipPoseWindow']

@@ -1,0 +1,168 @@
+"""Windows of tracked-person skeletons, read from per-clip pose JSON files."""
+from __future__ import annotations
+
+import logging
+import os
+import os.path as osp
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+from mmengine.logging import print_log
+
+from mmaction.registry import DATASETS
+from .pose_utils import (POSE_FILE_SUFFIXES, clip_ids, clip_name_from_pose_file, coco17_to_coco18,
+                         read_tracked_pose_json, stgnf_window_starts)
+
+
+@DATASETS.register_module()
+class PoseWindowDataset(BaseDataset):
+    """Person windows of T frames from tracked-pose JSON files (STG-NF layout).
+
+    One JSON file per clip, ``<clip>_alphapose_tracked_person.json`` (ShanghaiTech
+    ``01_0014``, UBnormal ``abnormal_scene_5_scenario_2_smoke`` or any other clip name), holding
+    ``{person_id: {frame: {"keypoints": [x, y, c] * 17, "scores": s}}}``. Clips are read in sorted
+    file order, persons in numeric order, frames in numeric order (the official loader sorts the
+    frame keys as strings, which only works because its files zero-pad them).
+
+    Windows are cut exactly as the official STG-NF code cuts them (see
+    :func:`~mgenet_mm.datasets.pose_utils.stgnf_window_starts`), which makes the windows, their
+    order and their metadata identical to the reference. Keypoints are converted from COCO-17 to
+    the 18-joint layout at load time and kept once per recorded frame: memory grows with the
+    number of frames, never with windows x T. Each item's ``keypoint`` is a fresh (T, 18, 3) copy;
+    normalisation and augmentation are transforms.
+
+    Skipped and counted (logged once, and kept in :attr:`skip_counts`): persons with fewer
+    recorded frames than a window, tried windows with more than ``max_missing`` missing frames,
+    frames whose x/y keypoints are not finite (dropped before windowing, so they count as
+    missing), and degenerate windows whose y coordinates do not vary (the official normalisation
+    divides by their standard deviation).
+
+    Args:
+        pose_dir (str): Folder of per-clip pose JSON files (relative to ``data_root`` if given).
+        seg_len (int): Window length T (24 on ShanghaiTech, 16 on UBnormal).
+        stride (int): Step between tried windows, in recorded frames (train 6, test 1).
+        max_missing (int): Missing frames tolerated inside a window.
+        clips (Sequence[str], optional): Only these clips (names without the pose suffix).
+        exclude_clips (Sequence[str]): Leave these clips out (e.g. ShanghaiTech-HR).
+        video_resolution (tuple): (width, height) used to detect degenerate windows the way
+            the normalisation transform will see them.
+        pipeline (list): Transforms.
+        data_root (str, optional): Root the relative ``pose_dir`` is joined to.
+        test_mode (bool): Passed to :class:`BaseDataset`.
+    """
+
+    METAINFO = dict(task='video anomaly detection', keypoint_layout='coco18')
+
+    def __init__(self,
+                 pose_dir: str,
+                 seg_len: int = 24,
+                 stride: int = 1,
+                 max_missing: int = 2,
+                 clips: Optional[Sequence[str]] = None,
+                 exclude_clips: Sequence[str] = (),
+                 video_resolution: Tuple[float, float] = (856., 480.),
+                 pipeline: List[Union[dict, Callable]] = [],
+                 data_root: Optional[str] = None,
+                 test_mode: bool = False,
+                 **kwargs) -> None:
+        if seg_len < 2 or stride < 1 or not 0 <= max_missing < seg_len:
+            raise ValueError(f'bad window settings seg_len={seg_len}, stride={stride}, '
+                             f'max_missing={max_missing}')
+        self.pose_dir = pose_dir
+        self.seg_len = seg_len
+        self.stride = stride
+        self.max_missing = max_missing
+        self.clips = None if clips is None else set(clips)
+        self.exclude_clips = set(exclude_clips)
+        self.video_resolution = tuple(video_resolution)
+        self.skip_counts: Dict[str, int] = {}
+        # (F, 18, 3) float32 keypoints of every kept recorded frame, tracks back to back.
+        self.keypoints = np.zeros((0, 18, 3), dtype=np.float32)
+        super().__init__(data_root=data_root or '', pipeline=pipeline, test_mode=test_mode,
+                         serialize_data=False, **kwargs)
+
+    # ------------------------------------------------------------------ parsing
+    def _pose_files(self) -> List[Tuple[str, str]]:
+        pose_dir = self.pose_dir
+        if self.data_root and not osp.isabs(pose_dir):
+            pose_dir = osp.join(self.data_root, pose_dir)
+        if not osp.isdir(pose_dir):
+            raise FileNotFoundError(f'pose folder not found: {pose_dir}')
+        files = []
+        for file_name in sorted(os.listdir(pose_dir)):
+            if not file_name.endswith(POSE_FILE_SUFFIXES):
+                continue
+            clip = clip_name_from_pose_file(file_name)
+            if (self.clips is not None and clip not in self.clips) or clip in self.exclude_clips:
+                continue
+            files.append((clip, osp.join(pose_dir, file_name)))
+        if not files:
+            raise FileNotFoundError(f'no pose files (*{POSE_FILE_SUFFIXES[0]}) in {pose_dir}')
+        return files
+
+    def load_data_list(self) -> List[dict]:
+        counts = dict(clips=0, persons=0, short_persons=0, nonfinite_frames=0,
+                      windows_missing_frames=0, degenerate_windows=0, windows=0)
+        keypoint_blocks: List[np.ndarray] = []
+        data_list: List[dict] = []
+        row_offset = 0
+        for clip, path in self._pose_files():
+            counts['clips'] += 1
+            scene_id, clip_id = clip_ids(clip)
+            for person_id, (frames, keypoints, _) in sorted(read_tracked_pose_json(path).items()):
+                counts['persons'] += 1
+                finite = np.isfinite(keypoints[..., :2]).all(axis=(1, 2))  # (n,)
+                if not finite.all():
+                    counts['nonfinite_frames'] += int((~finite).sum())
+                    frames, keypoints = frames[finite], keypoints[finite]
+                starts, dropped = stgnf_window_starts(frames, self.seg_len, self.stride,
+                                                      self.max_missing)
+                counts['windows_missing_frames'] += dropped
+                if len(frames) < self.seg_len:
+                    counts['short_persons'] += 1
+                    continue
+                track = coco17_to_coco18(keypoints)  # (n, 18, 3)
+                degenerate = self._degenerate(track, starts)
+                counts['degenerate_windows'] += int(degenerate.sum())
+                for start in starts[~degenerate].tolist():
+                    data_list.append(
+                        dict(row=row_offset + start, clip_name=clip, scene_id=scene_id,
+                             clip_id=clip_id, person_id=person_id,
+                             start_frame=int(frames[start]), seg_len=self.seg_len))
+                keypoint_blocks.append(track)
+                row_offset += len(track)
+        counts['windows'] = len(data_list)
+        if keypoint_blocks:
+            self.keypoints = np.concatenate(keypoint_blocks, axis=0)
+        self.skip_counts = counts
+        print_log(f'{type(self).__name__} {self.pose_dir}: ' +
+                  ', '.join(f'{key} {value}' for key, value in counts.items()),
+                  logger='current', level=logging.INFO)
+        return data_list
+
+    def _degenerate(self, track: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """(k,) bool: windows whose normalised y has zero spread, via running sums."""
+        if len(starts) == 0:
+            return np.zeros(0, dtype=bool)
+        y = track[..., 1].astype(np.float64) / self.video_resolution[1]  # (n, V)
+        zero = np.zeros(1)
+        sum_y = np.concatenate([zero, np.cumsum(y.sum(axis=1))])  # (n + 1,)
+        sum_y2 = np.concatenate([zero, np.cumsum((y * y).sum(axis=1))])
+        count = self.seg_len * y.shape[1]
+        window_sum = sum_y[starts + self.seg_len] - sum_y[starts]
+        window_sum2 = sum_y2[starts + self.seg_len] - sum_y2[starts]
+        variance = window_sum2 / count - (window_sum / count) ** 2
+        # Running sums lose precision: anything below 1e-12 of the squared mean is no spread.
+        return variance <= 1e-12 * np.maximum((window_sum / count) ** 2, 1e-12)
+
+    def get_data_info(self, idx: int) -> dict:
+        info = dict(super().get_data_info(idx))
+        row = info['row']
+        info['keypoint'] = self.keypoints[row:row + self.seg_len].copy()  # (T, 18, 3)
+        return info
+
+    def window_metadata(self) -> np.ndarray:
+        """(N, 4) int64 rows (scene, clip, person, start frame), the official metadata layout."""
+        return np.array([[d['scene_id'], d['clip_id'], d['person_id'], d['start_frame']]
+                         for d in self.data_list], dtype=np.int64).reshape(-1, 4)

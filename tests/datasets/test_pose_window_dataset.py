@@ -1,0 +1,175 @@
+"""PoseWindowDataset and the pose helpers: parity with the official STG-NF loader, bad input."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mmengine.registry import init_default_scope
+
+from mgenet_mm.datasets import PoseWindowDataset
+from mgenet_mm.datasets.pose_utils import (clip_ids, clip_name_from_pose_file, coco17_to_coco18,
+                                           stgnf_window_starts)
+from mgenet_mm.datasets.transforms import NormalizePoseWindow, RandomFlipPoseWindow
+
+init_default_scope('mmaction')
+
+
+def _track(frames, seed=0, jitter=5.0):
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(100, 400, size=(17, 3))
+    base[:, 2] = 0.9
+    return {str(f): {'keypoints': (base + [jitter * np.sin(f + j) for j in range(3)]).round(3)
+                     .ravel().tolist(), 'scores': 0.8} for f in frames}
+
+
+def _write(folder: Path, clip: str, persons: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f'{clip}_alphapose_tracked_person.json'
+    path.write_text(json.dumps(persons))
+    return path
+
+
+def test_windows_and_metadata_match_reference(fixtures_dir: Path) -> None:
+    reference = np.load(fixtures_dir / 'stgnf_reference' / 'expected_sht.npz')
+    dataset = PoseWindowDataset(str(fixtures_dir / 'stgnf_reference' / 'pose' / 'test'),
+                                seg_len=24, stride=1, test_mode=True,
+                                pipeline=[dict(type='NormalizePoseWindow')])
+    np.testing.assert_array_equal(dataset.window_metadata(), reference['metadata'])
+    windows = np.stack([dataset[i]['keypoint'] for i in range(64)])  # (64, T, V, C)
+    # float32 rounding of the same arithmetic: identical up to one ulp of values ~4.
+    np.testing.assert_allclose(windows.transpose(0, 3, 1, 2), reference['segments'], rtol=0,
+                               atol=1e-6)
+    # Bounded by frames: one keypoint row per recorded frame, not per window x T.
+    assert dataset.keypoints.shape[0] < len(dataset) * 24 / 10
+
+
+def test_window_starts_rule() -> None:
+    frames = np.arange(30)
+    # ceil((30 - 24) / 6) = 1: one fewer than a plain sliding window.
+    starts, dropped = stgnf_window_starts(frames, 24, 6)
+    assert starts.tolist() == [0] and dropped == 0
+    starts, _ = stgnf_window_starts(np.arange(31), 24, 6)
+    assert starts.tolist() == [0, 6]
+    assert stgnf_window_starts(np.arange(24), 24, 1)[0].size == 0
+    # Frames 3-5 missing. Row 0 expects frames 0-4 and misses two (kept); rows 1 and 2 expect
+    # 1-5 and 2-6 and miss three (dropped); from row 3 on nothing is missing.
+    gapped = np.array([0, 1, 2, 6, 7, 8, 9, 10, 11, 12, 13, 14])
+    starts, dropped = stgnf_window_starts(gapped, 5, 1)
+    assert starts.tolist() == [0, 3, 4, 5, 6] and dropped == 2
+    # Two missing frames are tolerated.
+    starts, dropped = stgnf_window_starts(np.array([0, 1, 2, 5, 6, 7, 8]), 5, 1)
+    assert starts.tolist() == [0, 1]
+
+
+def test_coco18_conversion() -> None:
+    keypoints = np.arange(17 * 3, dtype=np.float64).reshape(17, 3)
+    converted = coco17_to_coco18(keypoints)
+    np.testing.assert_allclose(converted[1], (keypoints[5] + keypoints[6]) / 2)  # neck
+    np.testing.assert_allclose(converted[2], keypoints[6])  # right shoulder
+    np.testing.assert_allclose(converted[14], keypoints[2])
+    with pytest.raises(ValueError, match='17 COCO joints'):
+        coco17_to_coco18(np.zeros((18, 3)))
+
+
+def test_clip_names() -> None:
+    assert clip_name_from_pose_file('01_0014_alphapose_tracked_person.json') == '01_0014'
+    assert clip_ids('01_0014') == (1, 14)
+    assert clip_ids('abnormal_scene_5_scenario_2_smoke') == (5, 2)
+    assert clip_ids('my_video') == (-1, -1)
+
+
+def test_frames_read_as_numbers(tmp_path: Path) -> None:
+    frames = list(range(1, 40))
+    persons = {'1': _track(frames)}
+    _write(tmp_path / 'padded', 'clip', {'1': {f'{int(k):04d}': v for k, v in persons['1'].items()}})
+    # Unpadded keys in shuffled order: string sorting would put 10 before 9.
+    shuffled = dict(sorted(persons['1'].items(), key=lambda item: hash(item[0]) % 7))
+    _write(tmp_path / 'plain', 'clip', {'1': shuffled})
+    padded = PoseWindowDataset(str(tmp_path / 'padded'), seg_len=8, test_mode=True)
+    plain = PoseWindowDataset(str(tmp_path / 'plain'), seg_len=8, test_mode=True)
+    assert len(plain) == len(padded) == 31
+    np.testing.assert_array_equal(plain.window_metadata(), padded.window_metadata())
+    np.testing.assert_array_equal(plain[9]['keypoint'], padded[9]['keypoint'])
+    assert plain[9]['start_frame'] == 10
+
+
+def test_skips_are_counted(tmp_path: Path) -> None:
+    gapped = [f for f in range(1, 41) if f not in (10, 11, 12)]
+    nan_track = _track(range(1, 31), seed=2)
+    nan_track['5']['keypoints'][0] = float('nan')
+    flat = _track(range(1, 21), seed=3, jitter=0.0)
+    for entry in flat.values():  # every y equal: no vertical spread
+        entry['keypoints'][1::3] = [200.0] * 17
+    _write(tmp_path, 'clip', {'1': _track(range(1, 5)), '2': _track(gapped, seed=1),
+                              '3': nan_track, '4': flat})
+    _write(tmp_path, 'empty', {})
+    dataset = PoseWindowDataset(str(tmp_path), seg_len=8, test_mode=True,
+                                pipeline=[dict(type='NormalizePoseWindow')])
+    counts = dataset.skip_counts
+    assert counts['clips'] == 2 and counts['persons'] == 4
+    assert counts['short_persons'] == 1
+    assert counts['nonfinite_frames'] == 1
+    assert counts['degenerate_windows'] == 12  # ceil((20 - 8) / 1) windows of the flat person
+    # person 2: 37 rows, 29 tried; person 3 (frame 5 dropped): 29 rows, 21 tried.
+    kept = {pid: sum(1 for d in dataset.data_list if d['person_id'] == pid) for pid in (2, 3)}
+    assert counts['windows_missing_frames'] == (29 - kept[2]) + (21 - kept[3]) > 0
+    assert counts['windows'] == len(dataset) == kept[2] + kept[3]
+    for index in range(len(dataset)):
+        assert np.isfinite(dataset[index]['keypoint']).all()
+
+
+@pytest.mark.parametrize('text, match', [
+    ('{"1": {"001": {"keypoints": [1, 2', r'malformed JSON at line 1, column \d+ \(char \d+\)'),
+    ('[1, 2]', 'expected an object'),
+    ('{"1": {"001": {"keypoints": [1, 2, 3], "scores": 1}}}', 'expected 51 keypoint values'),
+    ('{"a": {}}', "person id 'a' is not an integer"),
+    ('{"1": {"x1": {"keypoints": []}}}', "frame 'x1': bad entry"),
+])
+def test_bad_json_names_file_and_problem(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / 'bad_alphapose_tracked_person.json'
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match) as error:
+        PoseWindowDataset(str(tmp_path), seg_len=8, test_mode=True)
+    assert str(path) in str(error.value)
+
+
+def test_duplicate_frame_is_an_error(tmp_path: Path) -> None:
+    track = _track(range(1, 20))
+    track['0005'] = track['5']
+    _write(tmp_path, 'dup', {'1': track})
+    with pytest.raises(ValueError, match='has frame 5 twice'):
+        PoseWindowDataset(str(tmp_path), seg_len=8, test_mode=True)
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match='pose folder not found'):
+        PoseWindowDataset(str(tmp_path / 'nope'))
+    with pytest.raises(FileNotFoundError, match='no pose files'):
+        PoseWindowDataset(str(tmp_path))
+
+
+def test_clip_selection(fixtures_dir: Path) -> None:
+    pose_dir = str(fixtures_dir / 'stgnf_reference' / 'pose' / 'test')
+    subset = PoseWindowDataset(pose_dir, seg_len=24, clips=['01_0014'], test_mode=True)
+    assert {d['clip_name'] for d in subset.data_list} == {'01_0014'}
+    rest = PoseWindowDataset(pose_dir, seg_len=24, exclude_clips=['01_0014'], test_mode=True)
+    assert '01_0014' not in {d['clip_name'] for d in rest.data_list}
+
+
+def test_transforms() -> None:
+    window = np.random.default_rng(0).uniform(0, 400, size=(6, 18, 3)).astype(np.float32)
+    normalised = NormalizePoseWindow()(dict(keypoint=window))['keypoint']
+    assert abs(normalised[..., :2].mean(axis=(0, 1))).max() < 1e-5
+    assert abs(normalised[..., 1].std() - 1) < 1e-5
+    np.testing.assert_array_equal(normalised[..., 2], window[..., 2])
+    flipped = RandomFlipPoseWindow(prob=1.0)(dict(keypoint=normalised.copy()))
+    assert flipped['flip'] is True
+    np.testing.assert_array_equal(flipped['keypoint'][..., 0], -normalised[..., 0])
+    np.testing.assert_array_equal(flipped['keypoint'][..., 1], normalised[..., 1])
+    kept = RandomFlipPoseWindow(prob=0.0)(dict(keypoint=normalised.copy()))
+    assert kept['flip'] is False
+    assert 'prob=1.0' in repr(RandomFlipPoseWindow(prob=1.0))
+    flat = window.copy()
+    flat[..., 1] = 3.0
+    with pytest.raises(ValueError, match='degenerate pose window'):
+        NormalizePoseWindow()(dict(keypoint=flat, clip_name='c'))
