@@ -1,0 +1,3 @@
+from .vad_metric import VADAUCMetric
+
+__all__ = ['VADAUCMetric']

@@ -1,0 +1,235 @@
+"""Frame-level AUC of video anomaly detection, the STG-NF way, as an mmengine metric."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import os.path as osp
+import tempfile
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger, print_log
+
+from mmaction.registry import METRICS
+from ...datasets.pose_utils import POSE_FILE_SUFFIXES, clip_name_from_pose_file
+from ..functional import (DEFAULT_SIGMAS, compute_vad_aucs, load_shanghaitech_gt,
+                          load_ubnormal_gt, windows_to_frame_scores)
+
+GT_FORMATS = {
+    # name: (file suffix, loader returning 1 = abnormal)
+    'shanghaitech': ('.npy', load_shanghaitech_gt),
+    'ubnormal': ('_tracks.txt', load_ubnormal_gt),
+}
+
+
+def _to_float(value: Any) -> float:
+    return float(value.item() if hasattr(value, 'item') else value)
+
+
+def atomic_write_bytes(path: str, writer) -> None:
+    """Write a file through a temporary sibling and ``os.replace``: a crash leaves the old file or
+    none, never half of one."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path), suffix='.tmp')
+    try:
+        with os.fdopen(handle, 'wb') as f:
+            writer(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+@METRICS.register_module()
+class VADAUCMetric(BaseMetric):
+    """Frame-level AUC from per-window anomaly scores.
+
+    Each window's anomaly score (higher = more abnormal) lands on its middle frame; a frame takes
+    its most anomalous person; frames with nobody take the least anomalous score of the set; each
+    clip is smoothed with Gaussians of sigma 1..6; the micro AUC is computed over all frames of
+    all clips (see :mod:`mgenet_mm.evaluation.functional.vad_scores`). Reported too: the macro
+    AUC (mean per-clip AUC, one-class clips padded), the AUC without smoothing, counts, and the
+    AUC of every score component alone.
+
+    Windows carry several anomaly components when the model has several branches (MGENet: ``mo``,
+    ``app``, ``mm``). With ``score_weights`` they are min-max normalised over the evaluated set
+    and mixed (paper eq. 16); without, the model must give exactly one component, used raw (for
+    STG-NF: ``nll``, which reproduces the official numbers).
+
+    ``process`` only keeps a few numbers per window; the results are written by
+    ``compute_metrics`` to ``vad_results.json`` (every metric at full precision) and
+    ``vad_frame_scores.npz`` (per clip, the final per-frame anomaly scores) in ``out_dir``, by
+    default the run's log folder under ``--work-dir``.
+
+    Args:
+        gt_dir (str): Folder of per-clip ground-truth masks.
+        gt_format (str): ``'shanghaitech'`` (``<clip>.npy``, 1 = abnormal) or ``'ubnormal'``
+            (``<clip>_tracks.txt``, numpy arrays with 1 = normal, as the STG-NF code ships them).
+        seg_len (int): Window length T; a window starting at s scores frame s + T // 2.
+        clips (Sequence[str] | str, optional): The clips to evaluate: names, a text file with one
+            name per line, or a folder of per-clip pose files (the test split's pose folder).
+            Default: every mask in ``gt_dir`` (the official ShanghaiTech protocol; UBnormal's GT
+            folder also holds training videos, so give its test pose folder there).
+        exclude_clips (Sequence[str]): Clips left out (e.g. ShanghaiTech-HR).
+        score_weights (dict, optional): Component name -> weight of the final score.
+        normalize (bool): Min-max normalise each component over the set before mixing.
+        sigmas (Sequence[float]): Successive Gaussian smoothing sigmas.
+        out_dir (str, optional): Where the result files go (default: the run's log folder).
+        collect_device (str): Device for gathering results across ranks.
+        prefix (str, optional): Metric name prefix; default ``vad``.
+    """
+
+    default_prefix = 'vad'
+
+    def __init__(self,
+                 gt_dir: str,
+                 gt_format: str = 'shanghaitech',
+                 seg_len: int = 24,
+                 clips: Optional[Union[Sequence[str], str]] = None,
+                 exclude_clips: Sequence[str] = (),
+                 score_weights: Optional[Dict[str, float]] = None,
+                 normalize: bool = True,
+                 sigmas: Sequence[float] = DEFAULT_SIGMAS,
+                 out_dir: Optional[str] = None,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if gt_format not in GT_FORMATS:
+            raise ValueError(f'gt_format must be one of {sorted(GT_FORMATS)}, got {gt_format!r}')
+        self.gt_dir = gt_dir
+        self.gt_format = gt_format
+        self.seg_len = seg_len
+        self.clips = clips
+        self.exclude_clips = set(exclude_clips)
+        self.score_weights = None if score_weights is None else dict(score_weights)
+        self.normalize = normalize
+        self.sigmas = tuple(sigmas)
+        self.out_dir = out_dir
+
+    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
+        """Keep clip, person, start frame and the anomaly components of every window."""
+        for sample in data_samples:
+            components = sample.get('anomaly_scores')
+            if components is None:
+                raise KeyError('VADAUCMetric needs `anomaly_scores` (component -> score) in each '
+                               'predicted data sample')
+            self.results.append(
+                dict(clip=sample['clip_name'], person=int(sample['person_id']),
+                     start=int(sample['start_frame']),
+                     scores={name: _to_float(value) for name, value in components.items()}))
+
+    # ------------------------------------------------------------------ maths
+    def _load_gt(self) -> 'OrderedDict[str, np.ndarray]':
+        suffix, loader = GT_FORMATS[self.gt_format]
+        if not osp.isdir(self.gt_dir):
+            raise FileNotFoundError(f'ground-truth folder not found: {self.gt_dir}')
+        if self.clips is None:
+            names = sorted(f[:-len(suffix)] for f in os.listdir(self.gt_dir) if f.endswith(suffix))
+        elif isinstance(self.clips, str) and osp.isdir(self.clips):
+            names = sorted(clip_name_from_pose_file(f) for f in os.listdir(self.clips)
+                           if f.endswith(POSE_FILE_SUFFIXES))
+        elif isinstance(self.clips, str):
+            if not osp.isfile(self.clips):
+                raise FileNotFoundError(f'clip list not found: {self.clips}')
+            with open(self.clips) as f:
+                names = sorted({line.strip() for line in f if line.strip()})
+        else:
+            names = sorted(set(self.clips))
+        names = [n for n in names if n not in self.exclude_clips]
+        if not names:
+            raise FileNotFoundError(f'no ground-truth masks (*{suffix}) to evaluate in '
+                                    f'{self.gt_dir}')
+        gt = OrderedDict()
+        for name in names:
+            path = osp.join(self.gt_dir, name + suffix)
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'clip {name}: ground-truth mask {path} not found')
+            gt[name] = loader(path)
+        return gt
+
+    def _mix(self, scores: Dict[str, np.ndarray]) -> np.ndarray:
+        if self.score_weights is None:
+            if len(scores) != 1:
+                raise ValueError(f'windows carry components {sorted(scores)}: set score_weights '
+                                 'to mix them')
+            return next(iter(scores.values()))
+        missing = set(self.score_weights) - set(scores)
+        if missing:
+            raise KeyError(f'score_weights names {sorted(missing)}, windows carry '
+                           f'{sorted(scores)}')
+        mixed = np.zeros_like(next(iter(scores.values())))
+        for name, weight in self.score_weights.items():
+            mixed += weight * (min_max(scores[name]) if self.normalize else scores[name])
+        return mixed
+
+    def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        gt = self._load_gt()
+        known = set(gt)
+        # Windows of excluded clips are dropped; any other clip must have a mask.
+        kept = [r for r in results if r['clip'] not in self.exclude_clips]
+        unknown = sorted({r['clip'] for r in kept} - known)
+        if unknown:
+            raise ValueError(f'windows of clips without a ground-truth mask in {self.gt_dir}: '
+                             f'{unknown[:10]}')
+        names = [r['clip'] for r in kept]
+        person_start = np.array([[r['person'], r['start']] for r in kept],
+                                dtype=np.int64).reshape(-1, 2)
+        components = sorted({name for r in kept for name in r['scores']})
+        scores = {c: np.array([r['scores'][c] for r in kept], dtype=np.float64)
+                  for c in components}
+        lengths = {name: len(mask) for name, mask in gt.items()}
+
+        def evaluate(anomaly: np.ndarray) -> Dict[str, Any]:
+            frames = windows_to_frame_scores(-anomaly, person_start, lengths, self.seg_len,
+                                             clip_names=names)
+            return compute_vad_aucs(frames, gt, sigmas=self.sigmas)
+
+        final = evaluate(self._mix(scores)) if kept else evaluate(np.zeros(0))
+        metrics: Dict[str, float] = OrderedDict(
+            micro_auc=final['micro_auc'], macro_auc=final['macro_auc'],
+            micro_auc_unsmoothed=final['micro_auc_unsmoothed'],
+            num_windows=len(kept), num_frames=final['num_frames'], num_clips=final['num_clips'],
+            num_empty_frames=final['num_empty_frames'])
+        if len(components) > 1:
+            for name in components:
+                alone = evaluate(scores[name])
+                metrics[f'micro_auc_{name}'] = alone['micro_auc']
+                metrics[f'macro_auc_{name}'] = alone['macro_auc']
+        self._write_results(metrics, final)
+        return metrics
+
+    def _write_results(self, metrics: Dict[str, float], final: Dict[str, Any]) -> None:
+        out_dir = self.out_dir
+        if out_dir is None:
+            log_file = getattr(MMLogger.get_current_instance(), 'log_file', None)
+            out_dir = osp.dirname(log_file) if log_file else None
+        if out_dir is None:
+            print_log('VADAUCMetric: no out_dir and no run log folder; result files not written',
+                      logger='current', level=logging.WARNING)
+            return
+        payload = dict(metrics=dict(metrics),
+                       per_clip_auc={k: float(v) for k, v in final['per_clip_auc'].items()},
+                       score_weights=self.score_weights, normalize=self.normalize,
+                       seg_len=self.seg_len, sigmas=list(self.sigmas), gt_dir=self.gt_dir,
+                       fill_value=float(final['fill_value']))
+        text = json.dumps(payload, indent=2).encode()
+        atomic_write_bytes(osp.join(out_dir, 'vad_results.json'), lambda f: f.write(text))
+        anomaly = {k: np.asarray(v, dtype=np.float64) for k, v in final['anomaly_scores'].items()}
+        atomic_write_bytes(osp.join(out_dir, 'vad_frame_scores.npz'),
+                           lambda f: np.savez(f, **anomaly))
+        print_log(f'VADAUCMetric: results written to {out_dir}', logger='current')
+
+
+def min_max(values: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1] over the evaluated set; a constant component becomes all zeros."""
+    low, high = float(np.min(values)), float(np.max(values))
+    if not np.isfinite([low, high]).all():
+        raise ValueError('non-finite anomaly scores cannot be min-max normalised')
+    if high == low:
+        return np.zeros_like(values)
+    return (values - low) / (high - low)

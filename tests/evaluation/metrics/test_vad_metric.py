@@ -1,0 +1,122 @@
+"""VADAUCMetric: reference AUC from reference window scores, result files, mixing, bad input."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mgenet_mm.evaluation.metrics import VADAUCMetric
+from mgenet_mm.evaluation.metrics.vad_metric import atomic_write_bytes, min_max
+
+
+def _samples(reference, component='nll', values=None):
+    values = -reference['normality'] if values is None else values
+    names = {(int(n[:2]), int(n[3:])): str(n) for n in reference['clips']}
+    return [dict(clip_name=names[(int(m[0]), int(m[1]))], person_id=int(m[2]),
+                 start_frame=int(m[3]), anomaly_scores={component: torch.tensor(float(v), dtype=torch.float64)})
+            for m, v in zip(reference['metadata'], values)]
+
+
+@pytest.fixture(scope='module')
+def reference(fixtures_dir):
+    return np.load(fixtures_dir / 'stgnf_reference' / 'expected_sht.npz')
+
+
+def test_reference_auc_and_files(reference, fixtures_dir: Path, tmp_path: Path) -> None:
+    metric = VADAUCMetric(gt_dir=str(fixtures_dir / 'stgnf_reference' / 'gt' / 'test_frame_mask'),
+                          seg_len=24, out_dir=str(tmp_path))
+    samples = _samples(reference)
+    for start in range(0, len(samples), 1000):
+        metric.process(None, samples[start:start + 1000])
+    metrics = metric.compute_metrics(metric.results)
+    assert abs(metrics['micro_auc'] - float(reference['auc'])) < 1e-6
+    assert metrics['num_windows'] == len(samples) and metrics['num_frames'] == 2622
+    saved = json.loads((tmp_path / 'vad_results.json').read_text())
+    assert saved['metrics']['micro_auc'] == metrics['micro_auc']  # full precision
+    frames = np.load(tmp_path / 'vad_frame_scores.npz')
+    assert sorted(frames.files) == sorted(reference['clips'].tolist())
+    anomaly = np.concatenate([frames[c] for c in sorted(frames.files)])
+    np.testing.assert_allclose(-anomaly, reference['frame_scores'], rtol=1e-6)
+
+
+def test_components_are_mixed_after_min_max(reference, fixtures_dir: Path, tmp_path) -> None:
+    gt_dir = str(fixtures_dir / 'stgnf_reference' / 'gt' / 'test_frame_mask')
+    nll = -reference['normality']
+    noise = np.random.default_rng(0).normal(size=nll.shape)
+    samples = _samples(reference)
+    for sample, extra in zip(samples, noise):
+        sample["anomaly_scores"]["noise"] = torch.tensor(extra, dtype=torch.float64)
+    metric = VADAUCMetric(gt_dir=gt_dir, score_weights=dict(nll=1.0, noise=0.1),
+                          out_dir=str(tmp_path))
+    metric.process(None, samples)
+    metrics = metric.compute_metrics(metric.results)
+    # Each component alone is reported; nll alone is the reference.
+    assert abs(metrics['micro_auc_nll'] - float(reference['auc'])) < 1e-6
+    assert 0.3 < metrics['micro_auc_noise'] < 0.7
+    # The mix equals scoring the hand-mixed min-max values as one component.
+    mixed = min_max(nll) + 0.1 * min_max(noise)
+    single = VADAUCMetric(gt_dir=gt_dir, out_dir=str(tmp_path))
+    single.process(None, _samples(reference, values=mixed))
+    assert single.compute_metrics(single.results)['micro_auc'] == pytest.approx(
+        metrics['micro_auc'], abs=1e-12)
+    # Without weights, several components are refused.
+    unmixed = VADAUCMetric(gt_dir=gt_dir, out_dir=str(tmp_path))
+    unmixed.process(None, samples)
+    with pytest.raises(ValueError, match='set score_weights'):
+        unmixed.compute_metrics(unmixed.results)
+
+
+def test_min_max() -> None:
+    np.testing.assert_allclose(min_max(np.array([2.0, 4.0, 3.0])), [0.0, 1.0, 0.5])
+    np.testing.assert_array_equal(min_max(np.array([1.0, 1.0])), [0.0, 0.0])
+    with pytest.raises(ValueError, match='non-finite'):
+        min_max(np.array([1.0, np.inf]))
+
+
+def test_bad_input(reference, fixtures_dir: Path, tmp_path: Path) -> None:
+    gt_dir = str(fixtures_dir / 'stgnf_reference' / 'gt' / 'test_frame_mask')
+    metric = VADAUCMetric(gt_dir=gt_dir, out_dir=str(tmp_path))
+    with pytest.raises(KeyError, match='anomaly_scores'):
+        metric.process(None, [dict(clip_name='01_0014', person_id=1, start_frame=1)])
+    stray = _samples(reference)[:5]
+    stray[0]['clip_name'] = '09_0099'
+    metric.process(None, stray)
+    with pytest.raises(ValueError, match='09_0099'):
+        metric.compute_metrics(metric.results)
+    with pytest.raises(FileNotFoundError, match='ground-truth folder not found'):
+        VADAUCMetric(gt_dir=str(tmp_path / 'none')).compute_metrics([])
+    with pytest.raises(ValueError, match='gt_format'):
+        VADAUCMetric(gt_dir=gt_dir, gt_format='avenue')
+    with pytest.raises(FileNotFoundError, match='clip list not found'):
+        VADAUCMetric(gt_dir=gt_dir, clips=str(tmp_path / 'list.txt')).compute_metrics([])
+
+
+def test_clip_selection_and_empty_clips(reference, fixtures_dir: Path, tmp_path: Path) -> None:
+    root = fixtures_dir / 'stgnf_reference'
+    samples = [s for s in _samples(reference) if s['clip_name'] != '01_0014']
+    # Clips come from the pose folder; 01_0014 has masks but no windows: all its frames are
+    # filled with the least anomalous score and the metric still runs.
+    metric = VADAUCMetric(gt_dir=str(root / 'gt' / 'test_frame_mask'),
+                          clips=str(root / 'pose' / 'test'), out_dir=str(tmp_path))
+    metric.process(None, samples)
+    metrics = metric.compute_metrics(metric.results)
+    assert metrics['num_clips'] == 6 and metrics['num_empty_frames'] >= 265
+    excluded = VADAUCMetric(gt_dir=str(root / 'gt' / 'test_frame_mask'),
+                            exclude_clips=['01_0014'], out_dir=str(tmp_path))
+    excluded.process(None, _samples(reference))
+    assert excluded.compute_metrics(excluded.results)['num_clips'] == 5
+
+
+def test_atomic_write_keeps_old_file(tmp_path: Path) -> None:
+    target = tmp_path / 'out.json'
+    target.write_text('old')
+
+    def broken(f):
+        f.write(b'half')
+        raise RuntimeError('killed')
+
+    with pytest.raises(RuntimeError):
+        atomic_write_bytes(str(target), broken)
+    assert target.read_text() == 'old'
+    assert [p.name for p in tmp_path.iterdir()] == ['out.json']
