@@ -1,0 +1,1 @@
+from .stgnf import STGNF  # noqa: F401

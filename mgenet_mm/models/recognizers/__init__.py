@@ -1,0 +1,3 @@
+from .stgnf_recognizer import STGNFRecognizer
+
+__all__ = ['STGNFRecognizer']

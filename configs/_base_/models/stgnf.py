@@ -1,0 +1,15 @@
+# STG-NF (Hirschorn & Avidan, ICCV 2023): the skeleton flow that guides MGENet's first level.
+# Window anomaly score = nll in bits per dimension (the official score is -nll).
+model = dict(
+    type='STGNFRecognizer',
+    backbone=dict(
+        type='STGNF',
+        in_channels=2,
+        num_joints=18,
+        seg_len=24,
+        num_steps=8,
+        prior_mean=3.0,
+        permutation='reverse',
+        strategy='uniform',
+        max_hop=8),
+    data_preprocessor=dict(type='ActionDataPreprocessor'))

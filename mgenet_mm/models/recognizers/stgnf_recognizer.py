@@ -1,0 +1,77 @@
+"""STG-NF as a recognizer: the pose flow trained and tested by mmengine's runner."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Tuple
+
+import torch
+from mmaction.models import BaseRecognizer
+from mmaction.registry import MODELS
+from mmaction.utils import SampleList
+
+
+def pose_inputs(inputs: torch.Tensor) -> torch.Tensor:
+    """(B, T, V, C) packed skeleton windows -> (B, C, T, V), the flow's layout."""
+    return inputs.permute(0, 3, 1, 2).contiguous()  # (B, T, V, C) -> (B, C, T, V)
+
+
+@MODELS.register_module()
+class STGNFRecognizer(BaseRecognizer):
+    """Train and score the STG-NF flow on skeleton windows.
+
+    ``loss`` minimises the nll (bits per dimension) of normal windows under the prior N(R, 1);
+    ``predict`` attaches ``anomaly_scores=dict(nll=...)`` to every data sample (higher = more
+    abnormal; the official normality score is ``-nll``), which :class:`VADAUCMetric` reads.
+
+    Official STG-NF checkpoints (``flow.*`` and ``prior_h*`` keys at the top level) can be given
+    directly as ``load_from`` or to ``tools/test.py``: their keys are moved under ``backbone.``,
+    and any key or shape mismatch is an error that lists the keys.
+
+    Args:
+        backbone (dict): The :class:`STGNF` config.
+        data_preprocessor (dict, optional): Defaults to ``ActionDataPreprocessor`` (stacking).
+        train_cfg, test_cfg (dict, optional): Unused, kept for the mmaction interface.
+    """
+
+    def __init__(self, backbone: dict, **kwargs: Any) -> None:
+        super().__init__(backbone=backbone, **kwargs)
+        self._register_load_state_dict_pre_hook(self._adopt_official_keys)
+
+    def _adopt_official_keys(self, state_dict: Dict[str, torch.Tensor], prefix: str,
+                             *args: Any) -> None:
+        own = {k: v for k, v in state_dict.items() if k.startswith(prefix)}
+        official = [k for k in own if k[len(prefix):].startswith(('flow.', 'prior_h'))]
+        if not official or any(k[len(prefix):].startswith('backbone.') for k in own):
+            return
+        expected = self.backbone.state_dict()
+        moved = {k[len(prefix):]: state_dict.pop(k) for k in official}
+        missing = sorted(set(expected) - set(moved))
+        unexpected = sorted(set(moved) - set(expected))
+        mismatched = sorted(k for k in set(moved) & set(expected)
+                            if moved[k].shape != expected[k].shape)
+        if missing or unexpected or mismatched:
+            raise RuntimeError(
+                'official STG-NF checkpoint does not fit the configured STGNF backbone: '
+                f'missing keys {missing}, unexpected keys {unexpected}, shape mismatches '
+                f'{[(k, tuple(moved[k].shape), tuple(expected[k].shape)) for k in mismatched]}')
+        for key, value in moved.items():
+            state_dict[f'{prefix}backbone.{key}'] = value
+
+    def extract_feat(self, inputs: torch.Tensor, stage: str = 'backbone',
+                     **kwargs: Any) -> Tuple[Tuple[torch.Tensor, torch.Tensor], dict]:
+        """Latent z (B, C, T, V) and nll (B,) of (B, T, V, C) windows."""
+        return self.backbone(pose_inputs(inputs)), dict()
+
+    def loss(self, inputs: torch.Tensor, data_samples: SampleList,
+             **kwargs: Any) -> Dict[str, torch.Tensor]:
+        (_, nll), _ = self.extract_feat(inputs)
+        return dict(loss_nll=nll.mean())
+
+    def predict(self, inputs: torch.Tensor, data_samples: SampleList,
+                **kwargs: Any) -> SampleList:
+        (_, nll), _ = self.extract_feat(inputs)
+        for sample, value in zip(data_samples, nll.detach()):
+            sample.anomaly_scores = dict(nll=value.cpu())
+        return data_samples
+
+
+__all__: List[str] = ['STGNFRecognizer', 'pose_inputs']

@@ -1,0 +1,240 @@
+"""Tests of the STG-NF backbone: parity with the official model, invertibility, loading."""
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import mgenet_mm  # noqa: F401  registers the modules
+from mgenet_mm.models.backbones.stgnf import STGNF, build_adjacency
+
+REPO = Path(__file__).resolve().parents[3]
+SHARED = Path(os.environ.get('MGENET_SHARED', REPO.parent / 'shared'))
+REF = SHARED / 'fixtures' / 'stgnf_reference'
+SHT_CKPT = REF / 'ShanghaiTech_85_9.tar'
+UB_CKPT = REF / 'UBnormal_unsupervised_71_8.tar'
+TOL = 1e-4
+
+
+def _ref(name: str) -> Path:
+    path = REF / name
+    if not path.is_file():
+        pytest.fail(f'reference file {path} is missing (set MGENET_SHARED)')
+    return path
+
+
+@pytest.fixture(scope='module')
+def sht_model() -> STGNF:
+    return STGNF.from_official_checkpoint(str(_ref(SHT_CKPT.name))).eval()
+
+
+@pytest.fixture(scope='module')
+def sht_ref():
+    return np.load(_ref('expected_sht.npz'))
+
+
+def _small_model(permutation: str = 'reverse', seed: int = 0, **kwargs) -> STGNF:
+    """A random model on short windows, ActNorm initialised from one training batch."""
+    torch.manual_seed(seed)
+    model = STGNF(seg_len=8, num_steps=3, permutation=permutation, **kwargs)
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(16, 2, 8, 18) * 2 + 1)  # data-dependent ActNorm init
+    return model.eval()
+
+
+# ------------------------------------------------------------------------------ parity
+def test_sht_parity(sht_model, sht_ref):
+    segments = torch.from_numpy(sht_ref['segments'])  # (64, 3, 24, 18): x, y, confidence
+    with torch.no_grad():
+        z, nll = sht_model(segments)
+        z_xy, nll_xy = sht_model(segments[:, :2])
+    assert z.shape == (64, 2, 24, 18) and nll.shape == (64,)
+    assert np.abs(z.numpy() - sht_ref['latent']).max() < TOL
+    assert np.abs(nll.numpy() - sht_ref['nll'][:64]).max() < TOL
+    # the confidence channel is ignored
+    assert torch.equal(z, z_xy) and torch.equal(nll, nll_xy)
+    assert torch.equal(sht_model.normality_score(segments), -nll)
+
+
+def test_sht_defaults_match_checkpoint(sht_model, sht_ref):
+    model = STGNF().load_official_checkpoint(str(SHT_CKPT)).eval()
+    segments = torch.from_numpy(sht_ref['segments'][:8])
+    with torch.no_grad():
+        assert torch.equal(model(segments)[1], sht_model(segments)[1])
+    assert model.temporal_kernel == 13
+    assert model.permutation == 'reverse'  # from the checkpoint's 'invcov'
+
+
+def test_ubnormal_parity():
+    ref = np.load(_ref('expected_ubnormal_forward.npz'))
+    model = STGNF.from_official_checkpoint(str(_ref(UB_CKPT.name))).eval()
+    assert (model.seg_len, model.temporal_kernel) == (16, 9)
+    with torch.no_grad():
+        z, nll = model(torch.from_numpy(ref['inputs']))
+    assert np.abs(z.numpy() - ref['latent']).max() < TOL
+    assert np.abs(nll.numpy() - ref['nll']).max() < TOL
+
+
+def test_uniform_graph_is_mean_over_joints():
+    adj = build_adjacency('uniform', max_hop=8)
+    assert adj.shape == (1, 18, 18)
+    np.testing.assert_allclose(adj, 1.0 / 18)
+    # partitions of the other strategies split the same normalised adjacency
+    for strategy, parts in (('distance', 3), ('spatial', 5)):
+        split = build_adjacency(strategy, max_hop=2)
+        assert split.shape == (parts, 18, 18)
+        np.testing.assert_allclose(split.sum(0), build_adjacency('uniform', max_hop=2)[0])
+    np.testing.assert_allclose(build_adjacency('uniform', max_hop=1)[0].sum(0), 1.0)
+
+
+# ------------------------------------------------------------------------------ flow properties
+@pytest.mark.parametrize('permutation', ['reverse', 'invcov', 'shuffle', 'inv1x1'])
+def test_reverse_inverts_forward(permutation):
+    model = _small_model(permutation)
+    x = torch.randn(4, 2, 8, 18) * 2 + 1
+    with torch.no_grad():
+        z, _ = model(x)
+        x_rec = model.reverse(z)
+    torch.testing.assert_close(x_rec, x, atol=TOL, rtol=0)
+    assert not torch.allclose(z, x, atol=1e-2)  # the flow does something
+    for step in model.flow.layers:  # each permutation layer on its own
+        y = torch.randn(3, 2, 8, 18)
+        torch.testing.assert_close(step.permutation.inverse(step.permutation(y)[0]), y)
+
+
+@pytest.mark.parametrize('permutation', ['reverse', 'inv1x1'])
+def test_nll_matches_exact_jacobian(permutation):
+    """nll == -(log N(z; R, 1) + log|det dz/dx|) / (ln 2 * D), with the Jacobian by autograd."""
+    model = _small_model(permutation, seed=1, hidden_channels=3).double()
+    torch.manual_seed(2)
+    with torch.no_grad():  # move off the init (a fresh 1x1 conv is a rotation: log|det| = 0)
+        for param in model.parameters():
+            param.add_(0.3 * torch.randn_like(param))
+    x = torch.randn(2, 2, 8, 18, dtype=torch.float64)
+    with torch.no_grad():
+        z, nll = model(x)
+    prior = torch.distributions.Normal(model.prior_mean, 1.0)
+    for i in range(x.shape[0]):
+        jac = torch.autograd.functional.jacobian(lambda s: model(s[None])[0][0], x[i],
+                                                 vectorize=True)
+        jac = jac.reshape(x[i].numel(), x[i].numel())
+        logdet = torch.linalg.slogdet(jac)[1]
+        expected = -(prior.log_prob(z[i]).sum() + logdet) / (math.log(2.0) * x[i].numel())
+        assert abs(nll[i].item() - expected.item()) < 1e-5
+
+
+def test_prior_labels(sht_model, sht_ref):
+    x = torch.from_numpy(sht_ref['segments'][:4, :2])
+    with torch.no_grad():
+        z, nll_default = sht_model(x)
+        _, nll = sht_model(x, labels=torch.tensor([1, -1, 0, 1]))
+    d = z[0].numel() * math.log(2.0)
+    assert torch.allclose(nll[[0, 3]], nll_default[[0, 3]])
+    # moving the prior mean from +R to -R / 0 changes sum((z-m)^2)/2 only
+    r = sht_model.prior_mean
+    shift_abn = ((z[1] + r) ** 2 - (z[1] - r) ** 2).sum() / 2 / d
+    shift_zero = (z[2] ** 2 - (z[2] - r) ** 2).sum() / 2 / d
+    assert abs((nll[1] - nll_default[1]).item() - shift_abn.item()) < 1e-3
+    assert abs((nll[2] - nll_default[2]).item() - shift_zero.item()) < 1e-3
+
+
+def test_gradient_flows_in_training_mode():
+    model = _small_model()
+    model.train()
+    x = torch.randn(8, 2, 8, 18)
+    _, nll = model(x)
+    nll.mean().backward()
+    grads = {name: p.grad for name, p in model.named_parameters()}
+    assert all(g is not None and torch.isfinite(g).all() for g in grads.values())
+    assert grads['flow.layers.0.actnorm.logs'].abs().sum() > 0
+    assert grads['flow.layers.2.block.0.tcn.2.weight'].abs().sum() > 0
+    assert grads['flow.layers.0.block.0.gcn.conv.weight'].abs().sum() > 0
+
+
+def test_latent_features(sht_model, sht_ref):
+    x = torch.from_numpy(sht_ref['segments'][:5])
+    with torch.no_grad():
+        feats, nll = sht_model.latent_features(x, return_nll=True)
+        z, nll_fwd = sht_model(x)
+    assert feats.shape == (5, 24, 36)
+    # order: [b, t, c * V + v] = z[b, c, t, v]
+    assert torch.equal(feats[:, :, :18], z[:, 0]) and torch.equal(feats[:, :, 18:], z[:, 1])
+    assert torch.equal(nll, nll_fwd)
+    assert sht_model.latent_features(x).shape == (5, 24, 36)
+
+
+def test_bad_inputs_raise():
+    model = _small_model()
+    with pytest.raises(ValueError, match='channels'):
+        model(torch.randn(2, 4, 8, 18))
+    with pytest.raises(ValueError, match="T=8"):
+        model(torch.randn(2, 2, 9, 18))
+    with pytest.raises(ValueError, match='permutation'):
+        STGNF(permutation='bogus')
+    with pytest.raises(ValueError, match='odd'):
+        STGNF(seg_len=10)  # default kernel 10 // 2 + 1 = 6 is even
+
+
+# ------------------------------------------------------------------------------ loading
+def test_actnorm_initialised_by_loading(sht_ref):
+    fresh = STGNF()
+    assert not fresh.actnorm_initialized
+    with pytest.raises(RuntimeError, match='ActNorm'):
+        fresh.eval()(torch.zeros(1, 2, 24, 18))
+    model = STGNF().load_official_checkpoint(str(SHT_CKPT))
+    assert model.actnorm_initialized
+    before = {k: v.clone() for k, v in model.state_dict().items() if 'actnorm' in k}
+    model.train()
+    with torch.no_grad():  # a training batch must not re-initialise the loaded ActNorm
+        model(torch.from_numpy(sht_ref['segments'][:16]) * 5 + 2)
+    after = model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
+
+
+def test_init_cfg_pretrained_matches_direct_load(sht_model, sht_ref, tmp_path):
+    model = STGNF(init_cfg=dict(type='Pretrained', checkpoint=str(SHT_CKPT)))
+    assert not model.actnorm_initialized
+    model.init_weights()
+    assert model.actnorm_initialized
+    x = torch.from_numpy(sht_ref['segments'][:16])
+    with torch.no_grad():
+        z_ref, nll_ref = sht_model(x)
+        z, nll = model.eval()(x)
+    assert torch.equal(z, z_ref) and torch.equal(nll, nll_ref)
+
+    # the same through the registry, with the weights nested under a prefix
+    state = torch.load(SHT_CKPT, map_location='cpu', weights_only=False)['state_dict']
+    nested = tmp_path / 'nested.pth'
+    torch.save({'state_dict': {f'backbone.stgnf.{k}': v for k, v in state.items()}}, nested)
+    from mmaction.registry import MODELS
+    built = MODELS.build(dict(type='STGNF', init_cfg=dict(
+        type='Pretrained', checkpoint=str(nested), prefix='backbone.stgnf.')))
+    built.init_weights()
+    with torch.no_grad():
+        assert torch.equal(built.eval()(x)[1], nll_ref)
+
+
+def test_key_mismatch_raises_with_key_names(tmp_path):
+    state = torch.load(SHT_CKPT, map_location='cpu', weights_only=False)['state_dict']
+    state = dict(state)
+    state.pop('flow.layers.3.block.0.tcn.2.weight')
+    state['flow.layers.3.extra.weight'] = torch.zeros(1)
+    bad = tmp_path / 'bad.pth'
+    torch.save({'state_dict': state}, bad)
+    with pytest.raises(RuntimeError) as err:
+        STGNF().load_official_checkpoint(str(bad))
+    assert 'flow.layers.3.block.0.tcn.2.weight' in str(err.value)
+    assert 'flow.layers.3.extra.weight' in str(err.value)
+    model = STGNF(init_cfg=dict(type='Pretrained', checkpoint=str(bad)))
+    with pytest.raises(RuntimeError, match='flow.layers.3.block.0.tcn.2.weight'):
+        model.init_weights()
+
+
+def test_architecture_mismatch_raises():
+    with pytest.raises(ValueError, match='seg_len'):
+        STGNF().load_official_checkpoint(str(UB_CKPT))  # T = 16 checkpoint, T = 24 model
+    with pytest.raises(ValueError, match='permutation'):
+        STGNF(permutation='shuffle').load_official_checkpoint(str(SHT_CKPT))
