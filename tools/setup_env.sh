@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the project's Python environment once per machine and links it as .venv.
 #
-# The environment lives in a cache keyed by the Python version and the content of
-# requirements/*.txt and this script, so a second `make setup` (or CI in a fresh clone on the
-# same machine) only re-links it. The mmcv wheel, which has to be compiled from source with its
+# The environment lives in a cache keyed by the Python version, the content of
+# requirements/*.txt and ENV_REVISION below (bump it when a change to this script must rebuild
+# environments), so a second `make setup` (or CI in a fresh clone on the same machine) only
+# re-links it. The mmcv wheel, which has to be compiled from source with its
 # ops (about 20 minutes on two cores), is cached separately, keyed by (mmcv, torch, python): pip's
 # own wheel cache is keyed by the sdist alone and would happily reuse a wheel built against
 # another torch.
@@ -21,11 +22,13 @@ CACHE=${MGENET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mgenet_mm}
 export MAX_JOBS=${MAX_JOBS:-$(nproc)}
 mkdir -p "$CACHE"
 
+ENV_REVISION=1
+
 log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 py_tag=$("$PYTHON" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
-env_key=$(cat "$REQ"/build.txt "$REQ"/torch.txt "$REQ"/mminstall.txt "$REQ"/runtime.txt \
-              "$REQ"/tests.txt "${BASH_SOURCE[0]}" | sha256sum | cut -c1-12)
+env_key=$( (echo "$ENV_REVISION"; cat "$REQ"/build.txt "$REQ"/torch.txt "$REQ"/mminstall.txt \
+              "$REQ"/runtime.txt "$REQ"/tests.txt) | sha256sum | cut -c1-12)
 VENV="$CACHE/venv-$py_tag-$env_key"
 
 link_venv() {
@@ -78,11 +81,10 @@ if ! ls "$WHEELS"/mmcv-*.whl >/dev/null 2>&1; then
     rm -rf "$build"
     log "mmcv wheel cached in $WHEELS"
 fi
-"${PIP[@]}" install -q --no-deps "$WHEELS"/mmcv-*.whl
-
 log "installing the OpenMMLab packages and runtime dependencies"
 "${PIP[@]}" install -q -r "$REQ/runtime.txt" -r "$REQ/tests.txt" 'numpy<2'
-"${PIP[@]}" install -q --no-deps $(grep -E '^mm' "$REQ/mminstall.txt" | grep -v '^mmcv==')
+"${PIP[@]}" install -q --no-deps "$WHEELS"/mmcv-*.whl \
+    $(grep -E '^mm' "$REQ/mminstall.txt" | grep -v '^mmcv==')
 "$VENV/bin/python" - <<'PY'
 import mmcv.ops  # noqa: F401  compiled ops present
 import mmengine, mmaction, mmdet, mmpose, torch, torchvision, numpy
