@@ -1,0 +1,3 @@
+
+from .lsta_head import LSTAHead  # noqa: F401
+from .projection_head import ProjectionHead  # noqa: F401

@@ -1,0 +1,213 @@
+"""Read-write memory of normal patterns (MNAD-style), the behaviour and scene memories of MGENet.
+
+The functions here are the shared mathematics of every MGENet memory: soft addressing (eq. 7),
+the gradient-free item update (eq. 9) and the feature separateness loss (eq. 11). They are used
+by :class:`MemoryBank` and by the behaviour-scene matching memory :class:`BSMM`.
+"""
+from typing import List, Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmaction.registry import MODELS
+from torch import Tensor
+
+
+def random_unit_items(num_items: int, dim: int, seed: Optional[int] = None) -> Tensor:
+    """L2-normalised Gaussian vectors, from ``seed`` or, when None, from torch's global RNG.
+
+    Args:
+        num_items (int): Number of items N.
+        dim (int): Item length.
+        seed (int, optional): Seed of a private generator. Defaults to None.
+
+    Returns:
+        Tensor: Shape (N, dim), unit rows.
+    """
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(num_items, dim, generator=generator), dim=1)
+
+
+def cosine_matrix(query: Tensor, items: Tensor) -> Tensor:
+    """Cosine similarity of every query with every item (0 against an all-zero item).
+
+    Args:
+        query (Tensor): Shape (..., C).
+        items (Tensor): Shape (N, C).
+
+    Returns:
+        Tensor: Shape (..., N).
+    """
+    return F.normalize(query, dim=-1) @ F.normalize(items, dim=-1).t()
+
+
+def cosine_addressing(query: Tensor, items: Tensor, temperature: float = 1.) -> Tensor:
+    """Soft addressing weights, eq. 7: softmax over items of cos(query, item) / temperature.
+
+    Args:
+        query (Tensor): Shape (..., C).
+        items (Tensor): Shape (N, C).
+        temperature (float): Divisor of the cosine; 1 is the paper. Defaults to 1.
+
+    Returns:
+        Tensor: Shape (..., N), rows sum to 1.
+    """
+    return (cosine_matrix(query, items) / temperature).softmax(dim=-1)
+
+
+@torch.no_grad()
+def updated_items(items: Tensor, queries: Tensor,
+                  temperature: float = 1.) -> Tuple[Tensor, Tensor]:
+    """Items after one eq. 9 update, computed without autograd.
+
+    ``m_i <- L2norm(m_i + sum_{p in U_i} v_{p,i} q_p)``, where ``U_i`` holds the queries whose
+    nearest item (largest addressing weight, i.e. largest cosine) is ``i`` and ``v_{p,i}`` is the
+    eq. 7 weight of query ``p`` on item ``i``: the softmax over items of that query, taken with the
+    items as they were before this update. Items no query chose are returned unchanged.
+
+    Args:
+        items (Tensor): Shape (N, C), unit rows.
+        queries (Tensor): Shape (Q, C).
+        temperature (float): Addressing temperature. Defaults to 1.
+
+    Returns:
+        tuple[Tensor, Tensor]: The new items (N, C) and how many queries each item took (N, ).
+    """
+    weights = cosine_addressing(queries, items, temperature)  # (Q, N)
+    nearest = weights.argmax(dim=1)  # (Q, )
+    # (Q, ) weight of each query on its own nearest item
+    nearest_weight = weights.gather(1, nearest[:, None]).squeeze(1)
+    increment = torch.zeros_like(items).index_add_(
+        0, nearest, nearest_weight[:, None].to(items.dtype) * queries.to(items.dtype))
+    counts = torch.bincount(nearest, minlength=items.shape[0])
+    return F.normalize(items + increment, dim=1), counts
+
+
+def separateness_loss(query: Tensor, items: Tensor, margin: float) -> Tensor:
+    """Feature separateness loss, eq. 11, summed over queries and averaged over the batch.
+
+    For every query ``q``: ``[||q - m_1st||_2 - ||q - m_2nd||_2 + margin]_+`` with ``m_1st`` and
+    ``m_2nd`` its nearest and second nearest items by Euclidean distance. Gradients reach the
+    queries only (items are not learned by gradient).
+
+    Args:
+        query (Tensor): Shape (B, Q, C).
+        items (Tensor): Shape (N, C), N >= 2.
+        margin (float): The margin epsilon.
+
+    Returns:
+        Tensor: Scalar loss, ``sum over Q`` then ``mean over B``.
+    """
+    if items.shape[0] < 2:
+        raise ValueError('the separateness loss needs at least two memory items')
+    items = items.detach()
+    with torch.no_grad():
+        # ||q - m||^2 = ||q||^2 + ||m||^2 - 2 q.m; ||q||^2 does not change the ranking
+        ranking_distance = items.pow(2).sum(dim=1) - 2 * query @ items.t()  # (B, Q, N)
+        two_nearest = ranking_distance.topk(2, dim=-1, largest=False).indices  # (B, Q, 2)
+    first_item = items[two_nearest[..., 0]]  # (B, Q, C)
+    second_item = items[two_nearest[..., 1]]  # (B, Q, C)
+    gap = (torch.linalg.vector_norm(query - first_item, dim=-1) -
+           torch.linalg.vector_norm(query - second_item, dim=-1))  # (B, Q)
+    return F.relu(gap + margin).sum(dim=1).mean()
+
+
+@MODELS.register_module()
+class MemoryBank(BaseModule):
+    """Memory of ``num_items`` unit-norm items of length ``dim`` (behaviour or scene memory).
+
+    - ``address`` / ``read``: eq. 7 addressing weights W and the read-out ``W @ M``.
+    - ``update``: eq. 9, without gradient (see :func:`updated_items` for the weights ``v``). All
+      queries of the batch take part. Under DDP the items are a buffer, which DDP broadcasts from
+      rank 0 at each forward by default, so rank 0's updates are the ones that persist.
+    - ``separateness_loss``: eq. 11 (see :func:`separateness_loss`: summed over queries,
+      averaged over the batch).
+
+    The items are a buffer, not a parameter: the paper updates them by eq. 9 only. They start
+    as L2-normalised Gaussian vectors drawn from ``init_seed`` (torch's global RNG when None, so
+    that mmengine's ``randomness`` seed governs them).
+
+    Args:
+        num_items (int): Number of items N (paper: 128 behaviour, 32 scene). Defaults to 128.
+        dim (int): Item length, the width of the queries. Defaults to 384.
+        margin (float): Margin epsilon of the separateness loss. Defaults to 1.
+        temperature (float): Divisor of the cosine in eq. 7; 1 follows the paper.
+            Defaults to 1.
+        init_seed (int, optional): Seed of the initial items. Defaults to None.
+        init_cfg (dict or list[dict], optional): Initialization config. Defaults to None.
+    """
+
+    def __init__(self,
+                 num_items: int = 128,
+                 dim: int = 384,
+                 margin: float = 1.,
+                 temperature: float = 1.,
+                 init_seed: Optional[int] = None,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.num_items = num_items
+        self.dim = dim
+        self.margin = margin
+        self.temperature = temperature
+        self.register_buffer('items', random_unit_items(num_items, dim, init_seed))
+
+    def _check_query(self, query: Tensor) -> None:
+        if query.ndim != 3 or query.shape[-1] != self.dim:
+            raise ValueError(f'query must be (B, Q, {self.dim}), got {tuple(query.shape)}')
+
+    def address(self, query: Tensor) -> Tensor:
+        """Addressing weights, eq. 7.
+
+        Args:
+            query (Tensor): Shape (B, Q, C).
+
+        Returns:
+            Tensor: W of shape (B, Q, N), each row a softmax over the items.
+        """
+        self._check_query(query)
+        return cosine_addressing(query, self.items, self.temperature)
+
+    def read(self, query: Tensor) -> Tuple[Tensor, Tensor]:
+        """Read the memory.
+
+        Args:
+            query (Tensor): Shape (B, Q, C).
+
+        Returns:
+            tuple[Tensor, Tensor]: The read-out ``W @ M`` of shape (B, Q, C) and W (B, Q, N).
+        """
+        weights = self.address(query)
+        return weights @ self.items, weights
+
+    def forward(self, query: Tensor) -> Tuple[Tensor, Tensor]:
+        """Same as :meth:`read`."""
+        return self.read(query)
+
+    @torch.no_grad()
+    def update(self, query: Tensor) -> Tensor:
+        """Write the queries into their nearest items, eq. 9, without autograd.
+
+        Args:
+            query (Tensor): Shape (B, Q, C); all B*Q queries take part.
+
+        Returns:
+            Tensor: How many queries each item took, shape (N, ).
+        """
+        self._check_query(query)
+        # (B, Q, C) -> (B*Q, C)
+        new_items, counts = updated_items(self.items, query.reshape(-1, self.dim),
+                                          self.temperature)
+        self.items.copy_(new_items)
+        return counts
+
+    def separateness_loss(self, query: Tensor) -> Tensor:
+        """Feature separateness loss, eq. 11.
+
+        Args:
+            query (Tensor): Shape (B, Q, C).
+
+        Returns:
+            Tensor: Scalar, summed over the Q queries and averaged over B.
+        """
+        self._check_query(query)
+        return separateness_loss(query, self.items, self.margin)

@@ -1,0 +1,81 @@
+"""ProjectionHead: spatial pooling, appearance loss (eq. 6) and appearance score (eq. 14)."""
+import math
+
+import pytest
+import torch
+
+from mgenet_mm.models.heads.projection_head import ProjectionHead, cosine_distance
+from mmaction.registry import MODELS
+
+
+def test_pools_space_per_step_then_projects():
+    torch.manual_seed(0)
+    head = MODELS.build(dict(type='ProjectionHead', in_channels=6, out_channels=4,
+                             token_grid=(3, 2, 2), num_layers=2))
+    head.init_weights()
+    tokens = torch.randn(2, 12, 6)
+    out = head(tokens)
+    assert out.shape == (2, 3, 4)
+    # step 1 holds tokens 4..7 (t-major order)
+    torch.testing.assert_close(out[:, 1], head.mlp(tokens[:, 4:8].mean(dim=1)))
+    assert head(torch.randn(1, 8, 6), token_grid=(2, 2, 2)).shape == (1, 2, 4)
+    with pytest.raises(ValueError, match='token grid'):
+        head(torch.randn(1, 10, 6))
+
+
+def test_single_layer_is_linear():
+    head = ProjectionHead(in_channels=6, out_channels=4, num_layers=1)
+    assert len(head.mlp) == 1 and isinstance(head.mlp[0], torch.nn.Linear)
+    with pytest.raises(ValueError):
+        ProjectionHead(num_layers=0)
+
+
+def test_eq6_identical_orthogonal_opposite():
+    head = ProjectionHead()
+    f = torch.randn(3, 2, 4)
+    assert head.loss(f, f.clone())['loss_app'].item() == pytest.approx(0., abs=1e-6)
+    assert head.loss(f, -f)['loss_app'].item() == pytest.approx(2.)
+    first = torch.tensor([[[1., 0.], [0., 0.]]])
+    second = torch.tensor([[[0., 1.], [0., 0.]]])
+    assert head.loss(first, second)['loss_app'].item() == pytest.approx(1.)
+
+
+def test_eq6_cosine_over_the_flattened_window():
+    # per step the two windows point the same way (1 - cos = 0 per step), but as whole
+    # (t * C_app) vectors they differ: 1 - 3 / sqrt(2 * 5)
+    f_m = torch.tensor([[[1., 0.], [0., 1.]]])
+    f_u = torch.tensor([[[1., 0.], [0., 2.]]])
+    loss = ProjectionHead().loss(f_m, f_u)['loss_app']
+    assert loss.item() == pytest.approx(1. - 3. / math.sqrt(10.))
+
+
+def test_eq6_batch_mean_and_weight():
+    f_m = torch.tensor([[[1., 0.]], [[1., 0.]]])
+    f_u = torch.tensor([[[1., 0.]], [[0., 1.]]])
+    assert ProjectionHead().loss(f_m, f_u)['loss_app'].item() == pytest.approx(0.5)
+    weighted = ProjectionHead(loss_weight=0.1).loss(f_m, f_u)['loss_app']
+    assert weighted.item() == pytest.approx(0.05)
+
+
+def test_eq6_gradient_does_not_reach_f_u():
+    f_m = torch.randn(2, 3, 4, requires_grad=True)
+    f_u = torch.randn(2, 3, 4, requires_grad=True)
+    ProjectionHead().loss(f_m, f_u)['loss_app'].backward()
+    assert f_u.grad is None
+    assert f_m.grad is not None and f_m.grad.abs().sum() > 0
+
+
+def test_eq14_averages_the_two_masked_passes():
+    f_u = torch.tensor([[[1., 0.]], [[1., 1.]]])
+    f_m1 = torch.tensor([[[1., 0.]], [[1., 0.]]])  # sims: 0 and 1 - 1/sqrt(2)
+    f_m2 = torch.tensor([[[0., 1.]], [[-1., -1.]]])  # sims: 1 and 2
+    score = ProjectionHead.appearance_score(f_u, f_m1, f_m2)
+    expected = torch.tensor([0.5 * 0. + 0.5 * 1., 0.5 * (1. - 1. / math.sqrt(2.)) + 0.5 * 2.])
+    torch.testing.assert_close(score, expected)
+    # symmetric in the two masks
+    torch.testing.assert_close(ProjectionHead.appearance_score(f_u, f_m2, f_m1), score)
+
+
+def test_cosine_distance_checks_shapes():
+    with pytest.raises(ValueError):
+        cosine_distance(torch.zeros(1, 2, 3), torch.zeros(1, 3, 2))

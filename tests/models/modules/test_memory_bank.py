@@ -1,0 +1,125 @@
+"""MemoryBank: addressing (eq. 7), read-out, update (eq. 9), separateness loss (eq. 11)."""
+import math
+
+import pytest
+import torch
+
+from mgenet_mm.models.modules.memory_bank import MemoryBank
+from mmaction.registry import MODELS
+
+
+def axis_memory(margin: float = 1.) -> MemoryBank:
+    """Two items along the axes of the plane: m_0 = (1, 0), m_1 = (0, 1)."""
+    memory = MemoryBank(num_items=2, dim=2, margin=margin)
+    memory.items.copy_(torch.eye(2))
+    return memory
+
+
+def test_items_are_a_unit_norm_buffer():
+    memory = MODELS.build(dict(type='MemoryBank', num_items=5, dim=3, init_seed=1))
+    assert 'items' in dict(memory.named_buffers())
+    assert len(list(memory.parameters())) == 0
+    assert 'items' in memory.state_dict()
+    torch.testing.assert_close(memory.items.norm(dim=1), torch.ones(5))
+    # a seed makes the initial items reproducible
+    torch.testing.assert_close(MemoryBank(5, 3, init_seed=1).items, memory.items)
+
+
+def test_eq7_softmax_over_cosine_similarity():
+    memory = axis_memory()
+    query = torch.tensor([[[3., 0.], [1., 1.]]])  # (B=1, Q=2, C=2)
+    weights = memory.address(query)
+    assert weights.shape == (1, 2, 2)
+    # cos = (1, 0) for the first query: weights e / (e + 1), 1 / (e + 1)
+    e = math.e
+    torch.testing.assert_close(weights[0, 0], torch.tensor([e / (e + 1), 1 / (e + 1)]))
+    torch.testing.assert_close(weights[0, 1], torch.tensor([0.5, 0.5]))
+
+
+def test_eq7_rows_sum_to_one_and_peak_at_the_matching_item():
+    memory = MemoryBank(num_items=6, dim=4, init_seed=0)
+    # each query is a scaled copy of one item: cosine 1 there
+    order = torch.tensor([4, 0, 2])
+    query = (3. * memory.items[order])[None]  # (1, 3, 4)
+    weights = memory.address(query)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(1, 3))
+    assert torch.equal(weights.argmax(-1)[0], order)
+
+
+def test_read_out_is_weights_times_items():
+    memory = MemoryBank(num_items=6, dim=4, init_seed=0)
+    query = torch.randn(2, 3, 4)
+    read_out, weights = memory.read(query)
+    assert read_out.shape == (2, 3, 4)
+    torch.testing.assert_close(read_out, torch.einsum('bqn,nc->bqc', weights, memory.items))
+    forward_out, _ = memory(query)
+    torch.testing.assert_close(forward_out, read_out)
+
+
+def test_eq9_update_moves_the_nearest_item_only():
+    memory = axis_memory()
+    query = torch.tensor([[[2., 1.]]], requires_grad=True)  # nearest: m_0 (cos 2/sqrt5)
+    counts = memory.update(query)
+    assert counts.tolist() == [1, 0]
+    # v = eq. 7 weight of the query on m_0 = softmax((2, 1) / sqrt(5))[0]
+    v = 1. / (1. + math.exp(-1. / math.sqrt(5.)))
+    expected = torch.tensor([1. + 2. * v, 1. * v])
+    torch.testing.assert_close(memory.items[0], expected / expected.norm())
+    torch.testing.assert_close(memory.items[1], torch.tensor([0., 1.]))
+    assert memory.items.grad_fn is None and not memory.items.requires_grad
+    torch.testing.assert_close(memory.items.norm(dim=1), torch.ones(2))
+
+
+def test_eq9_update_sums_all_queries_of_an_item():
+    memory = axis_memory()
+    # two queries for m_1 (from two samples), none for m_0
+    query = torch.tensor([[[0., 2.]], [[1., 3.]]])
+    weights = memory.address(query)[:, 0, 1]  # (2, ) weights on m_1
+    counts = memory.update(query)
+    assert counts.tolist() == [0, 2]
+    expected = torch.tensor([0., 1.]) + weights[0] * query[0, 0] + weights[1] * query[1, 0]
+    torch.testing.assert_close(memory.items[1], expected / expected.norm())
+    torch.testing.assert_close(memory.items[0], torch.tensor([1., 0.]))
+
+
+def test_eq9_update_pulls_the_item_toward_its_queries():
+    memory = MemoryBank(num_items=4, dim=8, init_seed=0)
+    query = torch.randn(1, 1, 8)
+    nearest = memory.address(query).argmax(-1).item()
+    before = torch.cosine_similarity(memory.items[nearest], query[0, 0], dim=0)
+    memory.update(query)
+    after = torch.cosine_similarity(memory.items[nearest], query[0, 0], dim=0)
+    assert after > before
+
+
+def test_eq11_zero_when_the_gap_exceeds_the_margin():
+    memory = axis_memory(margin=1.)
+    query = torch.tensor([[[2., 0.]]])  # distances 1 and sqrt(5): gap 1 - sqrt(5) < -1
+    assert memory.separateness_loss(query).item() == 0.
+    # a larger margin makes it positive: 1 - sqrt(5) + 2
+    loss = axis_memory(margin=2.).separateness_loss(query)
+    assert loss.item() == pytest.approx(3. - math.sqrt(5.))
+
+
+def test_eq11_exact_value_sum_over_queries_mean_over_batch():
+    memory = axis_memory(margin=1.)
+    query = torch.tensor([[[0.6, 0.4], [2., 0.]],
+                          [[0.4, 0.6], [0.5, 0.5]]], requires_grad=True)
+    # per query: [||q - m_1st|| - ||q - m_2nd|| + 1]_+
+    near = math.hypot(0.4, 0.4)
+    far = math.hypot(0.6, 0.6)
+    tie = math.hypot(0.5, 0.5)
+    first_sample = (near - far + 1.) + 0.
+    second_sample = (near - far + 1.) + (tie - tie + 1.)
+    loss = memory.separateness_loss(query)
+    assert loss.item() == pytest.approx((first_sample + second_sample) / 2)
+    loss.backward()
+    assert query.grad is not None and query.grad[0, 0].abs().sum() > 0
+    assert memory.items.grad is None
+
+
+def test_eq11_needs_two_items_and_checks_shapes():
+    with pytest.raises(ValueError, match='two'):
+        MemoryBank(num_items=1, dim=2).separateness_loss(torch.zeros(1, 1, 2))
+    with pytest.raises(ValueError, match='query'):
+        MemoryBank(num_items=2, dim=2).address(torch.zeros(1, 2))
