@@ -1,1 +1,3 @@
+from .bsmm_write_hook import BSMMWriteHook
 
+__all__ = ['BSMMWriteHook']

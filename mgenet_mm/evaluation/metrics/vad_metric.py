@@ -110,6 +110,7 @@ class VADAUCMetric(BaseMetric):
         self.normalize = normalize
         self.sigmas = tuple(sigmas)
         self.out_dir = out_dir
+        self._missing_components: List[str] = []
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Keep clip, person, start frame and the anomaly components of every window."""
@@ -158,12 +159,21 @@ class VADAUCMetric(BaseMetric):
                 raise ValueError(f'windows carry components {sorted(scores)}: set score_weights '
                                  'to mix them')
             return next(iter(scores.values()))
-        missing = set(self.score_weights) - set(scores)
-        if missing:
-            raise KeyError(f'score_weights names {sorted(missing)}, windows carry '
+        present = [name for name in self.score_weights if name in scores]
+        if not present:
+            raise KeyError(f'score_weights names {sorted(self.score_weights)}, windows carry '
                            f'{sorted(scores)}')
-        mixed = np.zeros_like(next(iter(scores.values())))
-        for name, weight in self.score_weights.items():
+        missing = sorted(set(self.score_weights) - set(present))
+        if missing:
+            # E.g. validation during training, before the BSMM write pass: say so loudly and
+            # record it in the results instead of inventing a value.
+            print_log(f'VADAUCMetric: score components {missing} are absent from the '
+                      f'predictions; the final score mixes only {present}', logger='current',
+                      level=logging.WARNING)
+        self._missing_components = missing
+        mixed = np.zeros_like(scores[present[0]])
+        for name in present:
+            weight = self.score_weights[name]
             mixed += weight * (min_max(scores[name]) if self.normalize else scores[name])
         return mixed
 
@@ -180,6 +190,9 @@ class VADAUCMetric(BaseMetric):
         person_start = np.array([[r['person'], r['start']] for r in kept],
                                 dtype=np.int64).reshape(-1, 2)
         components = sorted({name for r in kept for name in r['scores']})
+        partial = [c for c in components if any(c not in r['scores'] for r in kept)]
+        if partial:
+            raise ValueError(f'score components {partial} are present in some windows only')
         scores = {c: np.array([r['scores'][c] for r in kept], dtype=np.float64)
                   for c in components}
         lengths = {name: len(mask) for name, mask in gt.items()}
@@ -212,7 +225,7 @@ class VADAUCMetric(BaseMetric):
             print_log('VADAUCMetric: no out_dir and no run log folder; result files not written',
                       logger='current', level=logging.WARNING)
             return
-        payload = dict(metrics=dict(metrics),
+        payload = dict(metrics=dict(metrics), missing_components=self._missing_components,
                        per_clip_auc={k: float(v) for k, v in final['per_clip_auc'].items()},
                        score_weights=self.score_weights, normalize=self.normalize,
                        seg_len=self.seg_len, sigmas=list(self.sigmas), gt_dir=self.gt_dir,

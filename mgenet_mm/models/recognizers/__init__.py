@@ -1,3 +1,4 @@
+from .mgenet import MGENetRecognizer
 from .stgnf_recognizer import STGNFRecognizer
 
-__all__ = ['STGNFRecognizer']
+__all__ = ['MGENetRecognizer', 'STGNFRecognizer']

@@ -1,0 +1,301 @@
+"""MGENet recognizer: the two guidance levels and the behaviour-scene matching, wired together.
+
+This is the only place that knows about data samples, training levels and loss weights; the
+maths lives in the backbones, heads and memory modules.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from mmaction.models import BaseRecognizer
+from mmaction.registry import MODELS
+from mmaction.utils import SampleList
+from ..heads.lsta_head import MOTION_SCORE_VARIANTS
+from ..modules.masking import complementary_masks, tube_mask
+from .stgnf_recognizer import pose_inputs
+
+LEVELS = ('motion', 'appearance')
+
+#: Default preprocessing: stack every input modality of the batch (no normalisation; the pose
+#: windows are normalised by the pipeline and cached features need none).
+DEFAULT_PREPROCESSOR = dict(
+    type='MultiModalDataPreprocessor',
+    preprocessors=dict(
+        pose=dict(type='ActionDataPreprocessor'),
+        tokens=dict(type='ActionDataPreprocessor'),
+        scene_feat=dict(type='ActionDataPreprocessor'),
+        imgs=dict(type='ActionDataPreprocessor'),
+        scene=dict(type='ActionDataPreprocessor')))
+
+
+def _freeze(module: torch.nn.Module) -> None:
+    module.requires_grad_(False)
+    module.eval()
+
+
+@MODELS.register_module()
+class MGENetRecognizer(BaseRecognizer):
+    """Multilevel Guidance-Exploration Network with Behavior-Scene Matching.
+
+    Inputs (a dict, one entry per modality, batched by ``MultiModalDataPreprocessor``):
+
+    - ``pose``: (B, T, V, C) normalised skeleton windows (C = 2 or 3).
+    - ``tokens``: (B, C_in, t, h, w) cube tokens of the person tube, read from a feature cache;
+      or ``imgs``: (B, 3, T, H, W) tubes, embedded on the fly by the frozen ``cube_embed``.
+    - ``scene_feat``: (B, C_s) scene features from a cache; or ``scene``: (B, 3, H, W) scene
+      images encoded on the fly by the frozen ``scene_encoder``.
+
+    Level 1 (``'motion'``): the frozen pretrained flow gives f_sk (eq. 1); the RGB encoder and the
+    LSTA head give f_rgb and learn L_mo (eq. 4). Level 2 (``'appearance'``): the behaviour-memory
+    read-out f_b of the RGB encoder's tokens, projected by H_u, gives f_u; the mask encoder sees
+    tube-masked tokens and its projection f_m learns L_app = 1 - cos(f_m, f_u) (eq. 6) with f_u
+    detached, so L_app never reaches the RGB encoder. ``train_cfg.levels`` selects the levels:
+    ``('motion',)`` then ``('appearance',)`` (the RGB encoder is then run without gradient), or
+    both at once. Total loss eq. 12: L_mo + alpha L_app + beta (L_sep^b + L_sep^s + L_sep^r),
+    with alpha the mask head's ``loss_weight`` and beta ``sep_loss_weight``.
+
+    Memories: the behaviour memory is queried by every token of e_b (W_b: P x N_b), the scene
+    memory by e_s (W_s: 1 x N_s). Both are updated without gradient at every training step.
+    Only the queries receive gradients from the separateness losses; since e_s comes from a
+    frozen encoder, L_sep^s is logged but moves no parameter. The BSMM is written once, after the
+    last epoch, by :class:`~mgenet_mm.engine.hooks.BSMMWriteHook` (eq. 8-9); L_sep^r is added
+    only once it holds items (before that it would be a constant).
+
+    ``predict`` attaches ``anomaly_scores = dict(mo=S_mo, app=S_app, mm=S_mm)`` (eq. 13-15) to
+    each data sample (``mm`` only once the BSMM is written); :class:`VADAUCMetric` min-max
+    normalises them over the evaluated set and mixes them with lambda_app = lambda_mm = 0.1
+    (eq. 16).
+
+    Args:
+        guidance (dict): The pretrained, frozen :class:`STGNF` (load it with ``init_cfg``).
+        backbone (dict): The RGB encoder (a :class:`SpaceTimeViT`).
+        motion_head (dict): H_B, an :class:`LSTAHead` (``use_lsta=False`` for the ablation).
+        mask_encoder (dict, optional): The mask encoder (a :class:`SpaceTimeViT` with
+            ``use_mask_token=True``); None disables level 2 (the "no L_app" ablation).
+        appearance_head (dict, optional): H_u, a :class:`ProjectionHead` applied to f_b.
+        mask_head (dict, optional): The mask encoder's :class:`ProjectionHead`; owns L_app.
+        behaviour_memory (dict): :class:`MemoryBank` of N_b items of width C_b.
+        scene_memory (dict, optional): :class:`MemoryBank` of N_s items of width C_s.
+        bsmm (dict, optional): :class:`BSMM` (``behaviour_len`` and ``scene_len`` are derived);
+            None is the "no BSMM" ablation.
+        mask_generator (dict, optional): :class:`BlockMaskGenerator` over the (h, w) grid.
+        cube_embed (dict, optional): Frozen cube embedding F_B for ``imgs`` inputs.
+        scene_encoder (dict, optional): Frozen scene encoder F_S for ``scene`` inputs.
+        sep_loss_weight (float): beta of eq. 12.
+        train_cfg (dict, optional): ``levels`` (default both), ``update_memories`` (True).
+        test_cfg (dict, optional): ``motion_score`` (``'diff'`` = eq. 13, or a Table 3
+            variant), ``mask_seed`` (seed of the complementary test masks, default 0).
+        data_preprocessor (dict, optional): Defaults to :data:`DEFAULT_PREPROCESSOR`.
+        init_cfg (dict, optional): mmengine init config.
+    """
+
+    def __init__(self,
+                 guidance: dict,
+                 backbone: dict,
+                 motion_head: dict,
+                 behaviour_memory: dict,
+                 mask_encoder: Optional[dict] = None,
+                 appearance_head: Optional[dict] = None,
+                 mask_head: Optional[dict] = None,
+                 scene_memory: Optional[dict] = None,
+                 bsmm: Optional[dict] = None,
+                 mask_generator: Optional[dict] = None,
+                 cube_embed: Optional[dict] = None,
+                 scene_encoder: Optional[dict] = None,
+                 sep_loss_weight: float = 0.001,
+                 train_cfg: Optional[dict] = None,
+                 test_cfg: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(backbone=backbone, train_cfg=train_cfg, test_cfg=test_cfg,
+                         data_preprocessor=data_preprocessor or DEFAULT_PREPROCESSOR)
+        self.init_cfg = init_cfg
+        self.guidance = MODELS.build(guidance)
+        self.motion_head = MODELS.build(motion_head)
+        self.behaviour_memory = MODELS.build(behaviour_memory)
+        self.scene_memory = MODELS.build(scene_memory) if scene_memory else None
+        self.cube_embed = MODELS.build(cube_embed) if cube_embed else None
+        self.scene_encoder = MODELS.build(scene_encoder) if scene_encoder else None
+        self.token_grid: Tuple[int, int, int] = tuple(self.motion_head.token_grid)
+
+        level2 = (mask_encoder, appearance_head, mask_head, mask_generator)
+        if any(part is not None for part in level2) and not all(p is not None for p in level2):
+            raise ValueError('level 2 needs mask_encoder, appearance_head, mask_head and '
+                             'mask_generator together (or none of them)')
+        self.with_appearance = mask_encoder is not None
+        if self.with_appearance:
+            self.mask_encoder = MODELS.build(mask_encoder)
+            self.appearance_head = MODELS.build(appearance_head)
+            self.mask_head = MODELS.build(mask_head)
+            self.mask_generator = MODELS.build(mask_generator)
+            if (self.mask_generator.height, self.mask_generator.width) != self.token_grid[1:]:
+                raise ValueError('mask_generator.input_size '
+                                 f'{(self.mask_generator.height, self.mask_generator.width)} '
+                                 f'must be the (h, w) of the token grid {self.token_grid}')
+
+        if bsmm is not None:
+            if self.scene_memory is None:
+                raise ValueError('the BSMM matches behaviour against scene: it needs a '
+                                 'scene_memory')
+            num_tokens = self.token_grid[0] * self.token_grid[1] * self.token_grid[2]
+            bsmm = dict(bsmm, behaviour_len=num_tokens * self.behaviour_memory.num_items,
+                        scene_len=self.scene_memory.num_items)
+            self.bsmm = MODELS.build(bsmm)
+        else:
+            self.bsmm = None
+        self.sep_loss_weight = sep_loss_weight
+
+        train_cfg = dict(train_cfg or {})
+        self.levels = tuple(train_cfg.get('levels', LEVELS))
+        unknown = set(self.levels) - set(LEVELS)
+        if unknown or not self.levels:
+            raise ValueError(f'train_cfg.levels must be a non-empty subset of {LEVELS}, '
+                             f'got {self.levels}')
+        if 'appearance' in self.levels and not self.with_appearance:
+            raise ValueError("train_cfg.levels has 'appearance' but no mask_encoder is set")
+        self.update_memories = bool(train_cfg.get('update_memories', True))
+        test_cfg = dict(test_cfg or {})
+        self.motion_score = test_cfg.get('motion_score', 'diff')
+        if self.motion_score not in MOTION_SCORE_VARIANTS:
+            raise ValueError(f'test_cfg.motion_score must be one of {MOTION_SCORE_VARIANTS}')
+        self.mask_seed = int(test_cfg.get('mask_seed', 0))
+
+        # Frozen parts: the guidance flow (BatchNorm must keep its running statistics), and the
+        # feature stages when present.
+        for frozen in (self.guidance, self.cube_embed, self.scene_encoder):
+            if frozen is not None:
+                _freeze(frozen)
+
+    # ------------------------------------------------------------------ plumbing
+    def train(self, mode: bool = True) -> 'MGENetRecognizer':
+        super().train(mode)
+        for frozen in (self.guidance, self.cube_embed, self.scene_encoder):
+            if frozen is not None:
+                frozen.eval()
+        return self
+
+    def _tokens(self, inputs: Dict[str, Tensor]) -> Tensor:
+        if 'tokens' in inputs:
+            return inputs['tokens']
+        if 'imgs' in inputs and self.cube_embed is not None:
+            with torch.no_grad():
+                return self.cube_embed(inputs['imgs'])  # (B, C_in, t, h, w)
+        raise KeyError('MGENet needs `tokens` (cached cube features) or `imgs` with a '
+                       'cube_embed in the config')
+
+    def _scene(self, inputs: Dict[str, Tensor]) -> Optional[Tensor]:
+        if self.scene_memory is None:
+            return None
+        if 'scene_feat' in inputs:
+            return inputs['scene_feat']
+        if 'scene' in inputs and self.scene_encoder is not None:
+            with torch.no_grad():
+                return self.scene_encoder(inputs['scene'])  # (B, C_s)
+        raise KeyError('MGENet with a scene memory needs `scene_feat` (cached) or `scene` '
+                       'images with a scene_encoder in the config')
+
+    def guidance_features(self, pose: Tensor) -> Tensor:
+        """f_sk (B, T, C_mo) of the frozen flow (eq. 1)."""
+        with torch.no_grad():
+            return self.guidance.latent_features(pose_inputs(pose))
+
+    def extract_feat(self, inputs: Dict[str, Tensor], stage: str = 'backbone',
+                     **kwargs) -> Tuple[Tensor, dict]:
+        """e_b (B, P, C_b): the RGB encoder's tokens (``mode='tensor'``)."""
+        return self.backbone(self._tokens(inputs)), dict()
+
+    def _masked_features(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        return self.mask_head(self.mask_encoder(tokens, mask), self.token_grid)  # (B, t, C_app)
+
+    # ------------------------------------------------------------------ training
+    def loss(self, inputs: Dict[str, Tensor], data_samples: SampleList,
+             **kwargs) -> Dict[str, Tensor]:
+        tokens = self._tokens(inputs)
+        scene = self._scene(inputs)
+        losses: Dict[str, Tensor] = {}
+        train_motion = 'motion' in self.levels
+        with torch.set_grad_enabled(train_motion):
+            e_b = self.backbone(tokens)  # (B, P, C_b)
+        if train_motion:
+            f_sk = self.guidance_features(inputs['pose'])
+            f_rgb = self.motion_head(e_b, self.token_grid)
+            losses.update(self.motion_head.loss(f_rgb, f_sk))
+            losses['loss_sep_b'] = self.sep_loss_weight * \
+                self.behaviour_memory.separateness_loss(e_b)
+        if 'appearance' in self.levels:
+            f_b, _ = self.behaviour_memory.read(e_b)  # (B, P, C_b)
+            f_u = self.appearance_head(f_b, self.token_grid)  # (B, t, C_app)
+            mask = tube_mask(self.mask_generator.generate(tokens.shape[0]).to(tokens.device),
+                             self.token_grid[0])  # (B, P)
+            losses.update(self.mask_head.loss(self._masked_features(tokens, mask), f_u))
+        if scene is not None:
+            query = scene[:, None]  # (B, C_s) -> (B, 1, C_s): one query per window
+            # e_s is frozen: this term is logged for eq. 12 but moves no parameter.
+            losses['loss_sep_s'] = self.sep_loss_weight * \
+                self.scene_memory.separateness_loss(query)
+            if self.bsmm is not None and self.bsmm.is_written:
+                w_b = self.behaviour_memory.address(e_b)
+                w_s = self.scene_memory.address(query)
+                losses['loss_sep_r'] = self.sep_loss_weight * \
+                    self.bsmm.separateness_loss(w_b, w_s)
+        if self.update_memories:
+            self.behaviour_memory.update(e_b.detach())
+            if scene is not None:
+                self.scene_memory.update(scene[:, None].detach())
+        return losses
+
+    @torch.no_grad()
+    def write_bsmm(self, inputs: Dict[str, Tensor]) -> Tensor:
+        """One batch of the BSMM write pass (eq. 8-9), memories frozen.
+
+        Returns:
+            Tensor: (num_items,) how many windows were written into each item.
+        """
+        if self.bsmm is None:
+            raise RuntimeError('this MGENet has no BSMM to write')
+        e_b = self.backbone(self._tokens(inputs))
+        w_b = self.behaviour_memory.address(e_b)  # (B, P, N_b)
+        w_s = self.scene_memory.address(self._scene(inputs)[:, None])  # (B, 1, N_s)
+        return self.bsmm.write(w_b, w_s)
+
+    # ------------------------------------------------------------------ scoring
+    @torch.no_grad()
+    def anomaly_components(self, inputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """S_mo, S_app, S_mm (eq. 13-15) per window, each (B,), for the enabled branches."""
+        tokens = self._tokens(inputs)
+        e_b = self.backbone(tokens)
+        f_rgb = self.motion_head(e_b, self.token_grid)
+        f_sk = self.guidance_features(inputs['pose'])
+        components = dict(mo=self.motion_head.score(f_rgb, f_sk, self.motion_score))
+        w_b = None
+        if self.with_appearance:
+            f_b, w_b = self.behaviour_memory.read(e_b)
+            f_u = self.appearance_head(f_b, self.token_grid)
+            generator = torch.Generator().manual_seed(self.mask_seed)
+            mask, complement = complementary_masks(self.mask_generator, tokens.shape[0],
+                                                   self.token_grid[0], generator=generator)
+            components['app'] = self.mask_head.appearance_score(
+                f_u, self._masked_features(tokens, mask.to(tokens.device)),
+                self._masked_features(tokens, complement.to(tokens.device)))
+        # Before the write pass (e.g. validation during training) the BSMM holds nothing to match
+        # against: S_mm is left out, and the metric says so.
+        if self.bsmm is not None and self.bsmm.is_written:
+            if w_b is None:
+                w_b = self.behaviour_memory.address(e_b)
+            w_s = self.scene_memory.address(self._scene(inputs)[:, None])
+            components['mm'] = self.bsmm.score(w_b, w_s)
+        return components
+
+    def predict(self, inputs: Dict[str, Tensor], data_samples: SampleList,
+                **kwargs) -> SampleList:
+        components = self.anomaly_components(inputs)
+        for index, sample in enumerate(data_samples):
+            sample.anomaly_scores = {name: value[index].cpu()
+                                     for name, value in components.items()}
+        return data_samples
+
+
+__all__: Sequence[str] = ['MGENetRecognizer', 'LEVELS']

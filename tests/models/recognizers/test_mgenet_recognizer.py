@@ -1,0 +1,161 @@
+"""MGENetRecognizer on a tiny configuration: levels, detach rules, BSMM write pass, scores."""
+import copy
+from typing import Dict, List
+
+import pytest
+import torch
+from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
+
+import mgenet_mm  # noqa: F401
+from mgenet_mm.engine.hooks import BSMMWriteHook
+from mmaction.registry import MODELS
+from mmaction.structures import ActionDataSample
+
+init_default_scope('mmaction')
+
+T, GRID, C_IN, C_B, C_S = 8, (4, 4, 4), 16, 32, 12
+TINY = dict(
+    type='MGENetRecognizer',
+    guidance=dict(type='STGNF', seg_len=T),
+    backbone=dict(type='SpaceTimeViT', in_channels=C_IN, embed_dims=C_B, token_grid=GRID,
+                  depth=1, num_heads=2),
+    motion_head=dict(type='LSTAHead', in_channels=C_B, out_channels=36, token_grid=GRID,
+                     num_lsta=1, lsta_kernel_size=5, lsta_dilation=2),
+    behaviour_memory=dict(type='MemoryBank', num_items=6, dim=C_B),
+    scene_memory=dict(type='MemoryBank', num_items=3, dim=C_S),
+    bsmm=dict(type='BSMM', num_items=4, top_k=2),
+    mask_encoder=dict(type='SpaceTimeViT', in_channels=C_IN, embed_dims=C_B, token_grid=GRID,
+                      depth=1, num_heads=2, use_mask_token=True),
+    appearance_head=dict(type='ProjectionHead', in_channels=C_B, out_channels=8,
+                         token_grid=GRID),
+    mask_head=dict(type='ProjectionHead', in_channels=C_B, out_channels=8, token_grid=GRID,
+                   loss_weight=0.1),
+    mask_generator=dict(type='BlockMaskGenerator', input_size=GRID[1:], mask_ratio=0.5,
+                        min_num_patches=2))
+
+
+def _build(**overrides) -> torch.nn.Module:
+    cfg = copy.deepcopy(TINY)
+    cfg.update(overrides)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    model.guidance.set_actnorm_initialized()
+    return model
+
+
+def _batch(size: int = 3, seed: int = 0) -> Dict[str, List]:
+    generator = torch.Generator().manual_seed(seed)
+    inputs = [dict(pose=torch.randn(T, 18, 3, generator=generator),
+                   tokens=torch.randn(C_IN, *GRID, generator=generator),
+                   scene_feat=torch.randn(C_S, generator=generator)) for _ in range(size)]
+    samples = [ActionDataSample(metainfo=dict(clip_name='c', person_id=i, start_frame=0))
+               for i in range(size)]
+    return dict(inputs={k: [x[k] for x in inputs] for k in inputs[0]}, data_samples=samples)
+
+
+def _losses(model) -> Dict[str, torch.Tensor]:
+    data = model.data_preprocessor(_batch(), True)
+    return model(data['inputs'], data['data_samples'], mode='loss')
+
+
+def _grads(loss: torch.Tensor, module: torch.nn.Module) -> List:
+    params = [p for p in module.parameters() if p.requires_grad]
+    return torch.autograd.grad(loss, params, allow_unused=True, retain_graph=True)
+
+
+def test_train_step_updates_only_trainable_parts() -> None:
+    model = _build()
+    frozen = {k: v.clone() for k, v in model.guidance.state_dict().items()}
+    backbone = [p.detach().clone() for p in model.backbone.parameters()]
+    memory = model.behaviour_memory.items.clone()
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.5))
+    log_vars = model.train_step(_batch(), wrapper)
+    assert {'loss_mo', 'loss_app', 'loss_sep_b', 'loss_sep_s', 'loss'} <= set(log_vars)
+    assert 'loss_sep_r' not in log_vars  # the BSMM is still empty
+    assert all(torch.equal(v, model.guidance.state_dict()[k]) for k, v in frozen.items())
+    assert not model.guidance.training  # BatchNorm statistics of the teacher stay fixed
+    assert any(not torch.equal(b, p) for b, p in zip(backbone, model.backbone.parameters()))
+    assert not torch.equal(memory, model.behaviour_memory.items)  # updated without gradient
+    assert not model.bsmm.is_written
+
+
+def test_detach_rules() -> None:
+    model = _build()
+    losses = _losses(model)
+    # L_app never reaches the RGB encoder (f_u is detached) ...
+    assert all(g is None or not g.any() for g in _grads(losses['loss_app'], model.backbone))
+    # ... but trains the mask encoder.
+    assert any(g is not None and g.any() for g in _grads(losses['loss_app'], model.mask_encoder))
+    # L_mo trains the RGB encoder, never the mask encoder; the guidance flow has no gradient.
+    assert any(g is not None and g.any() for g in _grads(losses['loss_mo'], model.backbone))
+    assert all(g is None for g in _grads(losses['loss_mo'], model.mask_encoder))
+    assert not any(p.requires_grad for p in model.guidance.parameters())
+
+
+def test_levels_are_switches() -> None:
+    motion_only = _build(train_cfg=dict(levels=('motion', )))
+    assert 'loss_app' not in _losses(motion_only)
+    appearance_only = _build(train_cfg=dict(levels=('appearance', )))
+    losses = _losses(appearance_only)
+    assert 'loss_mo' not in losses and 'loss_app' in losses
+    assert not losses['loss_app'].grad_fn is None
+    with pytest.raises(ValueError, match='levels'):
+        _build(train_cfg=dict(levels=('pose', )))
+    no_app = {k: None for k in ('mask_encoder', 'appearance_head', 'mask_head',
+                                'mask_generator')}
+    with pytest.raises(ValueError, match="has 'appearance'"):
+        _build(**no_app)
+    assert 'loss_app' not in _losses(_build(train_cfg=dict(levels=('motion', )), **no_app))
+
+
+def test_bsmm_write_pass_and_scores() -> None:
+    model = _build().eval()
+    data = model.data_preprocessor(_batch(), False)
+    outputs = model(data['inputs'], data['data_samples'], mode='predict')
+    assert set(outputs[0].anomaly_scores) == {'mo', 'app'}  # no S_mm before the write pass
+    items_before = model.bsmm.items.clone()
+    BSMMWriteHook(log_interval=1).write(model, [_batch(4, seed=s) for s in range(3)])
+    assert model.bsmm.is_written and not torch.equal(items_before, model.bsmm.items)
+    outputs = model(data['inputs'], data['data_samples'], mode='predict')
+    scores = outputs[0].anomaly_scores
+    assert set(scores) == {'mo', 'app', 'mm'}
+    # S_mo is eq. 13 on the same features.
+    with torch.no_grad():
+        f_sk = model.guidance_features(data['inputs']['pose'])
+        f_rgb = model.motion_head(model.backbone(data['inputs']['tokens']), GRID)
+    expected = torch.linalg.vector_norm((f_sk - f_rgb).flatten(1), dim=1)
+    assert torch.allclose(torch.stack([o.anomaly_scores['mo'] for o in outputs]), expected,
+                          atol=1e-5)
+    # Complementary test masks come from a fixed seed: scoring is deterministic.
+    again = model(data['inputs'], data['data_samples'], mode='predict')
+    assert float(again[0].anomaly_scores['app']) == float(scores['app'])
+    # Once written, training adds L_sep^r.
+    model.train()
+    assert 'loss_sep_r' in _losses(model)
+
+
+def test_motion_score_variant_and_tensor_mode() -> None:
+    model = _build(test_cfg=dict(motion_score='f_sk')).eval()
+    data = model.data_preprocessor(_batch(), False)
+    outputs = model(data['inputs'], data['data_samples'], mode='predict')
+    f_sk = model.guidance_features(data['inputs']['pose'])
+    assert float(outputs[1].anomaly_scores['mo']) == pytest.approx(
+        float(torch.linalg.vector_norm(f_sk[1])), rel=1e-5)
+    tokens = model(data['inputs'], mode='tensor')
+    assert tokens.shape == (3, GRID[0] * GRID[1] * GRID[2], C_B)
+    with pytest.raises(ValueError, match='motion_score'):
+        _build(test_cfg=dict(motion_score='cosine'))
+
+
+def test_missing_inputs_are_named() -> None:
+    model = _build().eval()
+    data = model.data_preprocessor(_batch(), False)
+    data['inputs'].pop('scene_feat')
+    BSMMWriteHook().write(model, [_batch()])
+    with pytest.raises(KeyError, match='scene_feat'):
+        model(data['inputs'], data['data_samples'], mode='predict')
+    data['inputs'].pop('tokens')
+    with pytest.raises(KeyError, match='tokens'):
+        model(data['inputs'], data['data_samples'], mode='predict')
