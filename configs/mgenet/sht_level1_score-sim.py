@@ -1,0 +1,5 @@
+# Table 3: the first level alone, motion score 1 - cos(f_rgb, f_sk). Paper: 85.7.
+_base_ = './sht_no-lapp.py'
+model = dict(test_cfg=dict(motion_score='sim'))
+val_evaluator = dict(score_weights=dict(_delete_=True, mo=1.0))
+test_evaluator = val_evaluator
