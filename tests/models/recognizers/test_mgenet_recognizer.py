@@ -159,3 +159,18 @@ def test_missing_inputs_are_named() -> None:
     data['inputs'].pop('tokens')
     with pytest.raises(KeyError, match='tokens'):
         model(data['inputs'], data['data_samples'], mode='predict')
+
+
+def test_total_loss_is_eq12() -> None:
+    """L = L_mo + alpha L_app + beta (L_sep^b + L_sep^s [+ L_sep^r]), alpha 0.1, beta 0.001."""
+    unit = TINY['mask_head']
+    torch.manual_seed(5)
+    weighted = _losses(_build())
+    torch.manual_seed(5)
+    plain = _losses(_build(sep_loss_weight=1.0, mask_head=dict(unit, loss_weight=1.0)))
+    torch.testing.assert_close(weighted['loss_mo'], plain['loss_mo'])
+    torch.testing.assert_close(weighted['loss_app'], 0.1 * plain['loss_app'])
+    for key in ('loss_sep_b', 'loss_sep_s'):
+        torch.testing.assert_close(weighted[key], 0.001 * plain[key])
+    total, log_vars = _build().parse_losses(weighted)
+    torch.testing.assert_close(total, sum(weighted.values()))
