@@ -162,6 +162,18 @@ class PoseWindowDataset(BaseDataset):
         info['keypoint'] = self.keypoints[row:row + self.seg_len].copy()  # (T, 18, 3)
         return info
 
+    def window_keypoints(self, indices: Optional[Sequence[int]] = None) -> np.ndarray:
+        """Raw (n, T, 18, 3) keypoints of many windows at once, by fancy indexing.
+
+        For batch evaluation without the per-item pipeline; normalise with
+        :func:`~mgenet_mm.datasets.pose_utils.normalize_windows`. Call it on chunks of indices
+        to keep memory bounded.
+        """
+        rows = np.fromiter((self.data_list[i]['row'] for i in (
+            range(len(self)) if indices is None else indices)), dtype=np.int64)
+        # (n, 1) + (T,) -> (n, T) row indices of every frame of every window
+        return self.keypoints[rows[:, None] + np.arange(self.seg_len)]
+
     def window_metadata(self) -> np.ndarray:
         """(N, 4) int64 rows (scene, clip, person, start frame), the official metadata layout."""
         return np.array([[d['scene_id'], d['clip_id'], d['person_id'], d['start_frame']]
