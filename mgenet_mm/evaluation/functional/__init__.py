@@ -1,11 +1,13 @@
 """Pure array maths for evaluation (no mmengine state)."""
 from .vad_scores import (DEFAULT_SIGMAS, compute_vad_aucs, fill_empty_frames,
-                         format_shanghaitech_clip_name, load_shanghaitech_gt, load_ubnormal_gt,
-                         padded_clip_auc, parse_shanghaitech_clip_name, score_vad_windows,
-                         smooth_scores, ubnormal_clip_name, windows_to_frame_scores)
+                         format_shanghaitech_clip_name, kind_aucs, load_shanghaitech_gt,
+                         load_ubnormal_gt, padded_clip_auc, parse_shanghaitech_clip_name,
+                         score_vad_windows, smooth_scores, ubnormal_clip_name,
+                         windows_to_frame_scores)
 
 __all__ = [
     'DEFAULT_SIGMAS', 'compute_vad_aucs', 'fill_empty_frames', 'format_shanghaitech_clip_name',
-    'load_shanghaitech_gt', 'load_ubnormal_gt', 'padded_clip_auc', 'parse_shanghaitech_clip_name',
-    'score_vad_windows', 'smooth_scores', 'ubnormal_clip_name', 'windows_to_frame_scores'
+    'kind_aucs', 'load_shanghaitech_gt', 'load_ubnormal_gt', 'padded_clip_auc',
+    'parse_shanghaitech_clip_name', 'score_vad_windows', 'smooth_scores', 'ubnormal_clip_name',
+    'windows_to_frame_scores'
 ]

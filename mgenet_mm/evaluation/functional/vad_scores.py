@@ -49,6 +49,7 @@ __all__ = [
     'padded_clip_auc',
     'compute_vad_aucs',
     'score_vad_windows',
+    'kind_aucs',
 ]
 
 #: Successive Gaussian sigmas of the STG-NF smoothing (``range(1, 7)`` in the official code).
@@ -483,6 +484,54 @@ def compute_vad_aucs(
         'num_empty_frames': num_empty,
         'num_abnormal_frames': int(gt_all.sum()),
     }
+
+
+def kind_aucs(anomaly_scores: Mapping[str, np.ndarray],
+              kinds_by_clip: Mapping[str, np.ndarray],
+              kind_names: Mapping[int, str]) -> Dict[str, float]:
+    """Micro and macro AUC of each anomaly kind against the normal frames.
+
+    For kind k, only the normal frames (kind 0) and the frames of kind k take part: frames of
+    other kinds are left out, so each number says how well that kind alone is told from normal
+    behaviour.
+
+    Args:
+        anomaly_scores: Clip name -> final per-frame anomaly scores (after smoothing).
+        kinds_by_clip: Clip name -> (F,) int per-frame kind, 0 = normal.
+        kind_names: Kind id (> 0) -> name used in the result keys.
+
+    Returns:
+        ``micro_auc/<name>`` and ``macro_auc/<name>`` (mean padded AUC over the clips that
+        contain the kind) for every kind present; ``num_frames/<name>``.
+
+    Raises:
+        ValueError: A clip's kinds and scores differ in length (naming the clip).
+    """
+    results: Dict[str, float] = {}
+    names = sorted(anomaly_scores)
+    for name in names:
+        if name not in kinds_by_clip or len(kinds_by_clip[name]) != len(anomaly_scores[name]):
+            raise ValueError(f'clip {name!r}: per-frame kinds missing or of another length than '
+                             'its scores')
+    scores = np.concatenate([np.asarray(anomaly_scores[n], dtype=np.float64) for n in names])
+    kinds = np.concatenate([np.asarray(kinds_by_clip[n]).astype(np.int64) for n in names])
+    for kind, label in sorted(kind_names.items()):
+        keep = (kinds == 0) | (kinds == kind)
+        positives = int((kinds == kind).sum())
+        if positives == 0 or positives == int(keep.sum()):
+            continue
+        results[f'micro_auc/{label}'] = float(roc_auc_score(kinds[keep] == kind, scores[keep]))
+        per_clip = []
+        for name in names:
+            clip_kinds = np.asarray(kinds_by_clip[name]).astype(np.int64)
+            if not (clip_kinds == kind).any():
+                continue
+            clip_keep = (clip_kinds == 0) | (clip_kinds == kind)
+            per_clip.append(padded_clip_auc((clip_kinds[clip_keep] == kind).astype(np.int64),
+                                            np.asarray(anomaly_scores[name])[clip_keep]))
+        results[f'macro_auc/{label}'] = float(np.mean(per_clip))
+        results[f'num_frames/{label}'] = positives
+    return results
 
 
 def score_vad_windows(

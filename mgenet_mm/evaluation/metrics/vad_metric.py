@@ -15,7 +15,7 @@ from mmengine.logging import MMLogger, print_log
 
 from mmaction.registry import METRICS
 from ...datasets.pose_utils import POSE_FILE_SUFFIXES, clip_name_from_pose_file
-from ..functional import (DEFAULT_SIGMAS, compute_vad_aucs, load_shanghaitech_gt,
+from ..functional import (DEFAULT_SIGMAS, compute_vad_aucs, kind_aucs, load_shanghaitech_gt,
                           load_ubnormal_gt, windows_to_frame_scores)
 
 GT_FORMATS = {
@@ -79,6 +79,11 @@ class VADAUCMetric(BaseMetric):
         score_weights (dict, optional): Component name -> weight of the final score.
         normalize (bool): Min-max normalise each component over the set before mixing.
         sigmas (Sequence[float]): Successive Gaussian smoothing sigmas.
+        kind_dir (str, optional): Folder of per-frame anomaly-kind labels ``<clip>.npy``
+            (0 = normal, k > 0 = kind k), e.g. the synthetic benchmark's
+            ``gt/test_frame_kinds``: adds micro/macro AUCs per kind (normal frames against the
+            frames of that kind) for the final score and each component.
+        kind_names (dict): Kind id -> name. Default: motion, appearance, scene.
         out_dir (str, optional): Where the result files go (default: the run's log folder).
         collect_device (str): Device for gathering results across ranks.
         prefix (str, optional): Metric name prefix; default ``vad``.
@@ -95,6 +100,8 @@ class VADAUCMetric(BaseMetric):
                  score_weights: Optional[Dict[str, float]] = None,
                  normalize: bool = True,
                  sigmas: Sequence[float] = DEFAULT_SIGMAS,
+                 kind_dir: Optional[str] = None,
+                 kind_names: Optional[Dict[int, str]] = None,
                  out_dir: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
@@ -109,6 +116,8 @@ class VADAUCMetric(BaseMetric):
         self.score_weights = None if score_weights is None else dict(score_weights)
         self.normalize = normalize
         self.sigmas = tuple(sigmas)
+        self.kind_dir = kind_dir
+        self.kind_names = dict(kind_names or {1: 'motion', 2: 'appearance', 3: 'scene'})
         self.out_dir = out_dir
         self._missing_components: List[str] = []
 
@@ -152,6 +161,17 @@ class VADAUCMetric(BaseMetric):
                 raise FileNotFoundError(f'clip {name}: ground-truth mask {path} not found')
             gt[name] = loader(path)
         return gt
+
+    def _load_kinds(self, gt: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        kinds = {}
+        for name, mask in gt.items():
+            path = osp.join(self.kind_dir, name + '.npy')
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'clip {name}: per-frame kinds {path} not found')
+            kinds[name] = np.load(path).reshape(-1)
+            if len(kinds[name]) != len(mask) or not np.array_equal(kinds[name] > 0, mask > 0):
+                raise ValueError(f'clip {name}: kinds {path} disagree with its ground-truth mask')
+        return kinds
 
     def _mix(self, scores: Dict[str, np.ndarray]) -> np.ndarray:
         if self.score_weights is None:
@@ -208,11 +228,18 @@ class VADAUCMetric(BaseMetric):
             micro_auc_unsmoothed=final['micro_auc_unsmoothed'],
             num_windows=len(kept), num_frames=final['num_frames'], num_clips=final['num_clips'],
             num_empty_frames=final['num_empty_frames'])
+        kinds = self._load_kinds(gt) if self.kind_dir else None
+        if kinds is not None:
+            metrics.update(kind_aucs(final['anomaly_scores'], kinds, self.kind_names))
         if len(components) > 1:
             for name in components:
                 alone = evaluate(scores[name])
                 metrics[f'micro_auc_{name}'] = alone['micro_auc']
                 metrics[f'macro_auc_{name}'] = alone['macro_auc']
+                if kinds is not None:
+                    per_kind = kind_aucs(alone['anomaly_scores'], kinds, self.kind_names)
+                    metrics.update({f'{key}_{name}': value for key, value in per_kind.items()
+                                    if not key.startswith('num_')})
         self._write_results(metrics, final)
         return metrics
 

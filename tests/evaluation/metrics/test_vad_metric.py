@@ -120,3 +120,31 @@ def test_atomic_write_keeps_old_file(tmp_path: Path) -> None:
         atomic_write_bytes(str(target), broken)
     assert target.read_text() == 'old'
     assert [p.name for p in tmp_path.iterdir()] == ['out.json']
+
+
+def test_kind_aucs_by_hand() -> None:
+    from mgenet_mm.evaluation.functional import kind_aucs
+    scores = {'a': np.array([0., 1., 5., 6., 2.]), 'b': np.array([3., 1., 4., 0.])}
+    kinds = {'a': np.array([0, 0, 1, 1, 0]), 'b': np.array([0, 2, 2, 0])}
+    result = kind_aucs(scores, kinds, {1: 'motion', 2: 'appearance', 3: 'scene'})
+    assert result['micro_auc/motion'] == 1.0
+    # appearance {1, 4} against normal {0, 1, 2, 3, 0}: (2.5 + 5) / 10
+    assert result['micro_auc/appearance'] == pytest.approx(0.75)
+    assert 'micro_auc/scene' not in result and result['num_frames/motion'] == 2
+    with pytest.raises(ValueError, match="clip 'b'"):
+        kind_aucs(scores, {'a': kinds['a'], 'b': kinds['b'][:2]}, {1: 'motion'})
+
+
+def test_metric_reports_kinds(reference, fixtures_dir: Path, tmp_path: Path) -> None:
+    gt_dir = fixtures_dir / 'stgnf_reference' / 'gt' / 'test_frame_mask'
+    kind_dir = tmp_path / 'kinds'
+    kind_dir.mkdir()
+    for mask in gt_dir.glob('*.npy'):  # every abnormal frame is a "motion" frame
+        np.save(kind_dir / mask.name, np.load(mask).astype(np.int64))
+    metric = VADAUCMetric(gt_dir=str(gt_dir), kind_dir=str(kind_dir), out_dir=str(tmp_path))
+    metric.process(None, _samples(reference))
+    metrics = metric.compute_metrics(metric.results)
+    assert metrics['micro_auc/motion'] == pytest.approx(metrics['micro_auc'], abs=1e-12)
+    np.save(kind_dir / '01_0014.npy', np.zeros(265, dtype=np.int64))
+    with pytest.raises(ValueError, match='01_0014: kinds .* disagree'):
+        metric.compute_metrics(metric.results)
