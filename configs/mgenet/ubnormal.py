@@ -1,6 +1,9 @@
 # MGENet on unsupervised UBnormal (paper: 73.5 micro AUC): T = 16, token grid (8, 8, 8), the
 # UBnormal STG-NF as guidance.
-_base_ = './sht.py'
+_base_ = [
+    '../_base_/models/mgenet.py', '../_base_/datasets/ubnormal.py',
+    '../_base_/schedules/mgenet.py', '../_base_/default_runtime.py'
+]
 seg_len = 16
 token_grid = (8, 8, 8)
 encoder = dict(token_grid=token_grid)
@@ -12,7 +15,5 @@ model = dict(
     motion_head=dict(token_grid=token_grid),
     appearance_head=dict(token_grid=token_grid),
     mask_head=dict(token_grid=token_grid))
-data_root = 'data/UBnormal'
-val_evaluator = dict(gt_dir=data_root + '/gt', gt_format='ubnormal', seg_len=seg_len,
-                     clips=data_root + '/pose/test')
+val_evaluator = dict(score_weights=dict(mo=1.0, app=0.1, mm=0.1))
 test_evaluator = val_evaluator

@@ -14,6 +14,22 @@ cube_channels = 192  # Swin-T/S stage-2 width
 encoder_channels = 384
 scene_channels = 2048  # ResNet-50
 
+# Per modality: stack the batch; tubes and scene images (0..255 RGB) get the ImageNet mean/std
+# that the Kinetics-400 Swin and the ImageNet ResNet were trained with. Poses arrive normalised,
+# cached features need nothing.
+rgb_mean = [123.675, 116.28, 103.53]
+rgb_std = [58.395, 57.12, 57.375]
+data_preprocessor = dict(
+    type='MultiModalDataPreprocessor',
+    preprocessors=dict(
+        pose=dict(type='ActionDataPreprocessor'),
+        imgs=dict(type='ActionDataPreprocessor', mean=rgb_mean, std=rgb_std,
+                  format_shape='NCTHW'),
+        scene=dict(type='ActionDataPreprocessor', mean=rgb_mean, std=rgb_std,
+                   format_shape='NCHW'),
+        tokens=dict(type='ActionDataPreprocessor'),
+        scene_feat=dict(type='ActionDataPreprocessor')))
+
 encoder = dict(type='SpaceTimeViT', in_channels=cube_channels, embed_dims=encoder_channels,
                token_grid=token_grid, depth=4, num_heads=6)
 model = dict(
@@ -40,4 +56,5 @@ model = dict(
     mask_generator=dict(type='BlockMaskGenerator', input_size=token_grid[1:], mask_ratio=0.5),
     sep_loss_weight=0.001,  # beta of eq. 12
     train_cfg=dict(levels=('motion', 'appearance')),
-    test_cfg=dict(motion_score='diff', mask_seed=0))
+    test_cfg=dict(motion_score='diff', mask_seed=0),
+    data_preprocessor=data_preprocessor)

@@ -1,0 +1,423 @@
+"""Transforms of the RGB side of a window: frame indices, the person tube, the scene image, packing.
+
+Frames are decoded by mmaction2's own loading transforms (``DecordInit``/``DecordDecode``,
+``OpenCVInit``/``OpenCVDecode``, ``RawFrameDecode``); these transforms only choose frames, crop,
+resize and pack. A pipeline for a window of a video::
+
+    [WindowFrameIndices, DecordInit, DecordDecode, PersonTubeCrop, SceneImage,
+     NormalizePoseWindow, PackMGENetInputs]
+
+``PersonTubeCrop`` needs the keypoints in pixels, so it comes before ``NormalizePoseWindow``.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+from mmcv.transforms import BaseTransform
+
+from mmaction.registry import TRANSFORMS
+from mmaction.structures import ActionDataSample
+
+#: Metainfo every packed window carries: what the metric and the feature cache key on.
+DEFAULT_META_KEYS = ('clip_name', 'scene_id', 'clip_id', 'person_id', 'start_frame', 'seg_len')
+_REQUIRED_META_KEYS = ('clip_name', 'person_id', 'start_frame')
+
+
+def _pair(size: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
+    """int or (height, width) -> (height, width) of positive ints."""
+    pair = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f'{name} must be a positive int or (height, width), got {size}')
+    return pair
+
+
+def _where(results: Dict) -> str:
+    return (f'clip {results.get("clip_name", "?")}, person {results.get("person_id", "?")}, '
+            f'frame {results.get("start_frame", "?")}')
+
+
+def resize_image(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """Resize (h, w, C) to ``size`` = (height, width): area averaging when shrinking (no
+    aliasing), bilinear when enlarging."""
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image
+    shrink = image.shape[0] > height or image.shape[1] > width
+    return cv2.resize(image, (width, height),
+                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def crop_with_padding(image: np.ndarray, x0: int, y0: int, width: int, height: int,
+                      pad_value: int = 0) -> np.ndarray:
+    """The (height, width) region of ``image`` whose top-left pixel is (x0, y0); the part of it
+    outside the image is filled with ``pad_value``."""
+    img_h, img_w = image.shape[:2]
+    if x0 >= 0 and y0 >= 0 and x0 + width <= img_w and y0 + height <= img_h:
+        return image[y0:y0 + height, x0:x0 + width]  # inside: a view, no copy
+    out = np.full((height, width) + image.shape[2:], pad_value, dtype=image.dtype)
+    xa, xb = max(x0, 0), min(x0 + width, img_w)
+    ya, yb = max(y0, 0), min(y0 + height, img_h)
+    if xa < xb and ya < yb:
+        out[ya - y0:yb - y0, xa - x0:xb - x0] = image[ya:yb, xa:xb]
+    return out
+
+
+def keypoint_tube_box(keypoint: np.ndarray, score_thr: float = 0.2, margin: float = 0.1,
+                      aspect: float = 1.0, min_size: float = 16.0) -> np.ndarray:
+    """One box for a whole window: the union of its confident keypoints, enlarged.
+
+    The box encloses every keypoint with confidence > ``score_thr`` over all T frames (all
+    finite keypoints when none is that confident), is grown to the aspect ratio
+    ``aspect`` = width / height around its centre, and then by ``margin`` times its size on each
+    side. Its height is at least ``min_size`` pixels.
+
+    Args:
+        keypoint (np.ndarray): (T, V, 3) keypoints in pixels, (x, y, confidence).
+
+    Returns:
+        np.ndarray: (4,) float64 box (x1, y1, x2, y2), possibly reaching outside the image.
+    """
+    points = keypoint.reshape(-1, keypoint.shape[-1])  # (T * V, C)
+    finite = np.isfinite(points[:, :2]).all(axis=1)
+    keep = finite & (points[:, 2] > score_thr) if points.shape[1] > 2 else finite
+    if not keep.any():
+        keep = finite
+    if not keep.any():
+        raise ValueError('no finite keypoint in the window')
+    xy = points[keep, :2].astype(np.float64)
+    (x1, y1), (x2, y2) = xy.min(axis=0), xy.max(axis=0)
+    height = max(y2 - y1, (x2 - x1) / aspect, 1e-6) * (1 + 2 * margin)
+    height = max(height, min_size)
+    width = height * aspect
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    return np.array([cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2])
+
+
+@TRANSFORMS.register_module()
+class WindowFrameIndices(BaseTransform):
+    """Frame indices of a pose window: its T consecutive frames from ``start_frame``.
+
+    The window of a tracked person starts at ``start_frame``; the RGB tube covers the T
+    consecutive frames ``start_frame .. start_frame + T - 1`` (the paper's "T consecutive
+    frames"), whatever pose frames the tracker missed inside the window.
+
+    Required Keys:
+        - start_frame
+        - seg_len (unless ``clip_len`` is given)
+        - total_frames (optional: the indices are checked against it)
+
+    Added Keys:
+        - frame_inds: (T,) int64
+        - clip_len
+        - frame_interval
+        - num_clips
+
+    Args:
+        clip_len (int, optional): T; default the window's ``seg_len``.
+    """
+
+    def __init__(self, clip_len: Optional[int] = None) -> None:
+        if clip_len is not None and clip_len < 1:
+            raise ValueError(f'clip_len must be >= 1, got {clip_len}')
+        self.clip_len = clip_len
+
+    def transform(self, results: Dict) -> Dict:
+        clip_len = self.clip_len or int(results['seg_len'])
+        start = int(results['start_frame'])
+        frame_inds = np.arange(start, start + clip_len, dtype=np.int64)
+        total = results.get('total_frames')
+        if start < 0 or (total is not None and frame_inds[-1] >= total):
+            raise IndexError(f'{_where(results)}: frames {start}..{frame_inds[-1]} are outside '
+                             f'the clip (0..{None if total is None else total - 1})')
+        results.update(frame_inds=frame_inds, clip_len=clip_len, frame_interval=1, num_clips=1)
+        return results
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(clip_len={self.clip_len})'
+
+
+@TRANSFORMS.register_module()
+class PersonTubeCrop(BaseTransform):
+    """Crop the human-centric tube of a window from its decoded frames.
+
+    One box per window (see :func:`keypoint_tube_box`): the union of the window's keypoints with
+    confidence > ``score_thr`` over all T frames, with a relative ``margin`` on each side, made
+    square (more generally, of the output's aspect ratio). The same box is cut from every frame,
+    so the person's motion stays visible inside the tube instead of being cancelled by a
+    per-frame re-centring. Parts of the box outside the frame are filled with ``pad_value``;
+    each crop is resized to ``size`` (area averaging when shrinking).
+
+    The keypoints must be in pixels: place this transform before ``NormalizePoseWindow`` (which
+    replaces ``keypoint`` by normalised coordinates), or point ``keypoint_key`` at a raw copy.
+    Keypoints all within 10 pixels of the origin (a normalised window, most likely) and a box
+    that does not overlap the frame at all are errors.
+
+    Required Keys:
+        - imgs: T decoded frames (H, W, 3) uint8 (a list, as mmaction's decoders give them, or
+          an array)
+        - keypoint (or ``keypoint_key``): (T, V, 3) raw keypoints, (x, y, confidence)
+
+    Modified Keys:
+        - imgs: (T, size_h, size_w, 3) uint8 array
+        - img_shape: (size_h, size_w)
+
+    Added Keys:
+        - tube_box: (4,) int64 (x1, y1, x2, y2) pixel box cut from every frame (end exclusive)
+
+    Args:
+        size (int | tuple): Output (height, width); an int is square. Default 64.
+        margin (float): Added on each side, as a fraction of the keypoint box's size.
+            Default 0.1.
+        score_thr (float): Keypoints of confidence <= this are ignored (all are used when
+            none passes). Default 0.2.
+        min_size (float): Smallest box height in pixels, for near-degenerate boxes. Default 16.
+        pad_value (int): Fill value outside the frame. Default 0.
+        keypoint_key (str): Where the raw keypoints are. Default ``'keypoint'``.
+    """
+
+    _NORMALISED_LIMIT = 10.0
+
+    def __init__(self,
+                 size: Union[int, Tuple[int, int]] = 64,
+                 margin: float = 0.1,
+                 score_thr: float = 0.2,
+                 min_size: float = 16.0,
+                 pad_value: int = 0,
+                 keypoint_key: str = 'keypoint') -> None:
+        if margin < 0:
+            raise ValueError(f'margin must be >= 0, got {margin}')
+        self.size = _pair(size, 'size')
+        self.margin = margin
+        self.score_thr = score_thr
+        self.min_size = min_size
+        self.pad_value = pad_value
+        self.keypoint_key = keypoint_key
+
+    def transform(self, results: Dict) -> Dict:
+        imgs = results['imgs']
+        if len(imgs) == 0:
+            raise ValueError(f'{_where(results)}: no decoded frames to crop')
+        img_h, img_w = imgs[0].shape[:2]
+        out_h, out_w = self.size
+        keypoint = np.asarray(results[self.keypoint_key])
+        # Normalised windows (NormalizePoseWindow) are centred on 0 with unit spread; a real
+        # person never fits in the 10-pixel corner of a frame. Refuse rather than crop garbage.
+        if np.nanmax(np.abs(keypoint[..., :2])) < self._NORMALISED_LIMIT:
+            raise ValueError(f'{_where(results)}: keypoints look normalised (all within '
+                             f'{self._NORMALISED_LIMIT} of 0); PersonTubeCrop needs them in '
+                             'pixels: place it before NormalizePoseWindow')
+        try:
+            box = keypoint_tube_box(keypoint, self.score_thr, self.margin, out_w / out_h,
+                                    self.min_size)
+        except ValueError as error:
+            raise ValueError(f'{_where(results)}: {error}') from None
+        # Whole pixels: the box keeps its size in pixels, its corner is rounded.
+        width = max(int(round(box[2] - box[0])), 1)
+        height = max(int(round(box[3] - box[1])), 1)
+        x0 = int(round((box[0] + box[2]) / 2 - width / 2))
+        y0 = int(round((box[1] + box[3]) / 2 - height / 2))
+        if x0 >= img_w or y0 >= img_h or x0 + width <= 0 or y0 + height <= 0:
+            raise ValueError(
+                f'{_where(results)}: the keypoint box ({x0}, {y0}, {x0 + width}, '
+                f'{y0 + height}) lies outside the {img_w}x{img_h} frame; PersonTubeCrop needs '
+                'keypoints in pixels (place it before NormalizePoseWindow)')
+        tube = np.empty((len(imgs), out_h, out_w, 3), dtype=np.uint8)
+        for t, frame in enumerate(imgs):
+            crop = crop_with_padding(frame, x0, y0, width, height, self.pad_value)
+            tube[t] = resize_image(crop, self.size)
+        results['imgs'] = tube  # (T, H, W, 3)
+        results['img_shape'] = self.size
+        results['tube_box'] = np.array([x0, y0, x0 + width, y0 + height], dtype=np.int64)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(size={self.size}, margin={self.margin}, '
+                f'score_thr={self.score_thr}, min_size={self.min_size}, '
+                f'pad_value={self.pad_value}, keypoint_key={self.keypoint_key!r})')
+
+
+@TRANSFORMS.register_module()
+class SceneImage(BaseTransform):
+    """The scene image of a window's clip, for the scene encoder.
+
+    ``mode='median'`` (default): the per-pixel median of ``num_frames`` frames sampled evenly
+    over the clip, i.e. the clip's background with the moving people removed (each sampled
+    frame is resized to ``size`` first, which makes the median cheap and changes it little).
+    ``mode='frame'``: frame ``frame_index`` of the clip (clamped to its last frame).
+
+    The image is computed once per clip and memoised in this transform (an LRU of
+    ``cache_size`` clips, each ``size_h * size_w * 3`` bytes; every dataloader worker holds its
+    own). Frames are read by mmaction2's transforms, on their own results dict so that the
+    window's ``imgs`` are untouched: ``RawFrameDecode`` for frame folders, ``DecordInit`` +
+    ``DecordDecode`` (or ``OpenCVInit`` + ``OpenCVDecode`` with ``video_backend='opencv'``)
+    for videos.
+
+    Required Keys:
+        - filename (videos) or frame_dir, filename_tmpl (frame folders; modality optional)
+        - total_frames
+
+    Added Keys:
+        - scene: (size_h, size_w, 3) uint8 RGB
+
+    Args:
+        mode (str): ``'median'`` or ``'frame'``.
+        num_frames (int): Frames of the median. Default 15 (odd: an exact pixel value).
+        frame_index (int): The frame of ``mode='frame'``. Default 0.
+        size (int | tuple): Output (height, width). Default 224.
+        video_backend (str): ``'decord'`` or ``'opencv'``.
+        cache_size (int): Clips kept; 0 disables the memo. Default 512.
+    """
+
+    MODES = ('median', 'frame')
+
+    def __init__(self,
+                 mode: str = 'median',
+                 num_frames: int = 15,
+                 frame_index: int = 0,
+                 size: Union[int, Tuple[int, int]] = 224,
+                 video_backend: str = 'decord',
+                 cache_size: int = 512) -> None:
+        if mode not in self.MODES:
+            raise ValueError(f'mode must be one of {self.MODES}, got {mode!r}')
+        if num_frames < 1 or frame_index < 0 or cache_size < 0:
+            raise ValueError(f'bad SceneImage settings num_frames={num_frames}, '
+                             f'frame_index={frame_index}, cache_size={cache_size}')
+        if video_backend not in ('decord', 'opencv'):
+            raise ValueError(f"video_backend must be 'decord' or 'opencv', got {video_backend!r}")
+        self.mode = mode
+        self.num_frames = num_frames
+        self.frame_index = frame_index
+        self.size = _pair(size, 'size')
+        self.video_backend = video_backend
+        self.cache_size = cache_size
+        prefix = 'Decord' if video_backend == 'decord' else 'OpenCV'
+        self._video_decoder = [TRANSFORMS.build(dict(type=f'{prefix}Init')),
+                               TRANSFORMS.build(dict(type=f'{prefix}Decode'))]
+        self._frame_decoder = [TRANSFORMS.build(dict(type='RawFrameDecode'))]
+        self._cache: 'OrderedDict[str, np.ndarray]' = OrderedDict()
+
+    def _frame_indices(self, total: int) -> np.ndarray:
+        if self.mode == 'frame':
+            return np.array([min(self.frame_index, total - 1)], dtype=np.int64)
+        # evenly over the clip, first and last frame included; short clips give fewer frames
+        return np.unique(np.linspace(0, total - 1, self.num_frames).round().astype(np.int64))
+
+    def _decode(self, results: Dict, frame_inds: np.ndarray) -> List[np.ndarray]:
+        if 'frame_dir' in results:
+            sub = dict(frame_dir=results['frame_dir'], filename_tmpl=results['filename_tmpl'],
+                       modality=results.get('modality', 'RGB'), frame_inds=frame_inds)
+            steps = self._frame_decoder
+        elif 'filename' in results:
+            sub = dict(filename=results['filename'], frame_inds=frame_inds)
+            steps = self._video_decoder
+        else:
+            raise KeyError(f'{_where(results)}: SceneImage needs `filename` (video) or '
+                           '`frame_dir` + `filename_tmpl` (frame folder)')
+        for step in steps:
+            sub = step(sub)
+        return sub['imgs']
+
+    def _compute(self, results: Dict) -> np.ndarray:
+        frames = self._decode(results, self._frame_indices(int(results['total_frames'])))
+        small = np.stack([resize_image(np.asarray(f), self.size) for f in frames])  # (N, h, w, 3)
+        if len(small) == 1:
+            return small[0]
+        return np.median(small, axis=0).round().astype(np.uint8)
+
+    def transform(self, results: Dict) -> Dict:
+        key = results.get('frame_dir') or results.get('filename')
+        scene = self._cache.get(key) if key is not None else None
+        if scene is None:
+            scene = self._compute(results)
+            if self.cache_size and key is not None:
+                self._cache[key] = scene
+                if len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        # a copy: later transforms may write into it, the memo must stay intact
+        results['scene'] = scene.copy()
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(mode={self.mode!r}, num_frames={self.num_frames}, '
+                f'frame_index={self.frame_index}, size={self.size}, '
+                f'video_backend={self.video_backend!r}, cache_size={self.cache_size})')
+
+
+@TRANSFORMS.register_module()
+class PackMGENetInputs(BaseTransform):
+    """Pack a window for :class:`~mgenet_mm.models.recognizers.MGENetRecognizer`.
+
+    ``inputs`` is a dict with an entry per modality present in the results (the recognizer's
+    ``MultiModalDataPreprocessor`` stacks and normalises each):
+
+    - ``pose``: (T, V, C) float32, from ``keypoint`` (normalised by ``NormalizePoseWindow``);
+    - ``imgs``: (3, T, H, W) float32 person tube, from ``imgs`` (T, H, W, 3) uint8 RGB;
+    - ``scene``: (3, H, W) float32 scene image, from ``scene`` (H, W, 3);
+    - ``tokens``: (C, t, h, w) float32 cached cube tokens;
+    - ``scene_feat``: (C_s,) float32 cached scene features.
+
+    Pixel values stay in 0..255: mean/std normalisation is the data preprocessor's job.
+
+    Required Keys:
+        - clip_name, person_id, start_frame (the metric and the feature cache key on them)
+        - at least one of keypoint, imgs, scene, tokens, scene_feat
+
+    Added Keys:
+        - inputs (dict of tensors)
+        - data_samples (:obj:`ActionDataSample` with metainfo ``clip_name``, ``scene_id``,
+          ``clip_id``, ``person_id``, ``start_frame``, ``seg_len`` and ``meta_keys``)
+
+    Args:
+        meta_keys (Sequence[str]): Metainfo keys beyond the defaults, e.g. ``('scene_key',
+            'tube_box')``; missing ones are left out.
+        pose_key (str): Where the pose window is. Default ``'keypoint'``.
+    """
+
+    #: results key -> (inputs key, expected ndim, axes of the packed tensor)
+    _MODALITIES = (
+        ('keypoint', 'pose', 3, None),
+        ('imgs', 'imgs', 4, (3, 0, 1, 2)),  # (T, H, W, 3) -> (3, T, H, W)
+        ('scene', 'scene', 3, (2, 0, 1)),  # (H, W, 3) -> (3, H, W)
+        ('tokens', 'tokens', 4, None),
+        ('scene_feat', 'scene_feat', 1, None),
+    )
+
+    def __init__(self, meta_keys: Sequence[str] = (), pose_key: str = 'keypoint') -> None:
+        self.meta_keys = tuple(meta_keys)
+        self.pose_key = pose_key
+
+    def transform(self, results: Dict) -> Dict:
+        missing = [k for k in _REQUIRED_META_KEYS if k not in results]
+        if missing:
+            raise KeyError(f'PackMGENetInputs needs {missing} in the results')
+        inputs = {}
+        for source, name, ndim, axes in self._MODALITIES:
+            source = self.pose_key if name == 'pose' else source
+            if source not in results:
+                continue
+            value = results[source]
+            array = np.stack(value) if isinstance(value, (list, tuple)) else np.asarray(value)
+            if array.ndim != ndim:
+                raise ValueError(f'{_where(results)}: `{source}` has shape {array.shape}, '
+                                 f'expected {ndim} dimensions')
+            tensor = torch.from_numpy(np.ascontiguousarray(array))
+            if axes is not None:
+                tensor = tensor.permute(*axes)
+            inputs[name] = tensor.to(torch.float32, memory_format=torch.contiguous_format)
+        if not inputs:
+            raise KeyError(f'{_where(results)}: nothing to pack (none of keypoint, imgs, scene, '
+                           'tokens, scene_feat)')
+        keys = DEFAULT_META_KEYS + tuple(k for k in self.meta_keys if k not in DEFAULT_META_KEYS)
+        sample = ActionDataSample()
+        sample.set_metainfo({k: results[k] for k in keys if k in results})
+        return dict(inputs=inputs, data_samples=sample)
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(meta_keys={self.meta_keys}, '
+                f'pose_key={self.pose_key!r})')
