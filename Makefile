@@ -5,6 +5,7 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 # Keep BLAS/OpenMP from oversubscribing small machines while tests run.
 export OMP_NUM_THREADS ?= 2
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: setup test demo clean
 
@@ -15,8 +16,7 @@ test: setup
 	$(PYTHON_ENV) -m pytest tests $(PYTEST_ARGS)
 
 demo: setup
-	@if [ -f tools/demo.sh ]; then bash tools/demo.sh; else \
-		echo "make demo: the synthetic-benchmark demo is not built yet (tools/demo.sh)."; exit 1; fi
+	$(PYTHON_ENV) tools/demo.py $(DEMO_ARGS)
 
 clean:
 	rm -rf .venv work_dirs .pytest_cache
