@@ -179,7 +179,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                        ['name', 'micro_auc', 'macro_auc'] +
                        [f'{m}_auc/{k}' for k in KINDS for m in ('micro', 'macro')], r))
                        for r in rows], mgenet=mgenet, stgnf=stgnf)
-    from mgenet_mm.evaluation.metrics.vad_metric import atomic_write_bytes
+    from mgenet_mm.fileio import atomic_write_bytes
     text = json.dumps(summary, indent=2).encode()
     atomic_write_bytes(osp.join(work, 'vad_results.json'), lambda f: f.write(text))
     print(f'\nFrame-level AUC (%) on the synthetic benchmark (seed {args.seed}, '

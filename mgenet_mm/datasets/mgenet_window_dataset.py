@@ -5,7 +5,6 @@ import logging
 import os
 import os.path as osp
 import re
-import tempfile
 from collections import defaultdict
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
@@ -14,6 +13,7 @@ import numpy as np
 from mmengine.logging import print_log
 
 from mmaction.registry import DATASETS
+from ..fileio import atomic_write_bytes
 from .pose_utils import POSE_FILE_SUFFIXES, clip_ids, clip_name_from_pose_file
 from .pose_window_dataset import PoseWindowDataset
 
@@ -207,17 +207,8 @@ def split_clips(clips: Sequence[str],
 
 
 def _atomic_write_lines(path: str, lines: Sequence[str]) -> None:
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path), suffix='.tmp')
-    try:
-        with os.fdopen(handle, 'w') as f:
-            f.write(''.join(line + '\n' for line in lines))
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    text = ''.join(line + '\n' for line in lines).encode()
+    atomic_write_bytes(path, lambda f: f.write(text))
 
 
 @DATASETS.register_module()

@@ -58,7 +58,7 @@ import torch
 from mmcv.transforms import BaseTransform
 
 from mmaction.registry import TRANSFORMS
-from ...evaluation.metrics.vad_metric import atomic_write_bytes
+from ...fileio import atomic_write_bytes
 
 __all__ = [
     'CACHE_FORMAT', 'CACHE_VERSION', 'FEATURE_NEUTRAL_TRANSFORMS', 'FeatureCacheError',

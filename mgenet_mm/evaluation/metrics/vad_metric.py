@@ -5,7 +5,6 @@ import json
 import logging
 import os
 import os.path as osp
-import tempfile
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -15,6 +14,7 @@ from mmengine.logging import MMLogger, print_log
 
 from mmaction.registry import METRICS
 from ...datasets.pose_utils import POSE_FILE_SUFFIXES, clip_name_from_pose_file
+from ...fileio import atomic_write_bytes  # noqa: F401  (re-exported)
 from ..functional import (DEFAULT_SIGMAS, compute_vad_aucs, kind_aucs, load_shanghaitech_gt,
                           load_ubnormal_gt, windows_to_frame_scores)
 
@@ -27,22 +27,6 @@ GT_FORMATS = {
 
 def _to_float(value: Any) -> float:
     return float(value.item() if hasattr(value, 'item') else value)
-
-
-def atomic_write_bytes(path: str, writer) -> None:
-    """Write a file through a temporary sibling and ``os.replace``: a crash leaves the old file or
-    none, never half of one."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix='.' + osp.basename(path), suffix='.tmp')
-    try:
-        with os.fdopen(handle, 'wb') as f:
-            writer(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 @METRICS.register_module()
