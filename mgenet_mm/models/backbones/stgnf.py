@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmaction.registry import MODELS
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
@@ -64,6 +65,15 @@ _PRIOR_VAR_EPS = 1e-6
 _SCALE_EPS = 1e-6
 # Offset inside the sigmoid: an untrained coupling starts close to the identity (sigmoid(2)=0.88).
 _SCALE_OFFSET = 2.0
+# Largest spread of adjacency entries for which the graph counts as uniform (see
+# uniform_graph_weight): float32 copies of one float64 value are exactly equal.
+_UNIFORM_GRAPH_ATOL = 1e-12
+# Windows per chunk of the fused inference pass: its working set (a few MB) stays in cache.
+_FUSED_CHUNK = 512
+# Smallest batch for the fused inference pass. For fewer windows the convolution and BLAS
+# libraries pick other kernels (e.g. without fused multiply-adds) than the ones the fused pass
+# reproduces; such batches are cheap and take the step-by-step path.
+_FUSED_MIN_BATCH = 16
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,6 +156,70 @@ def build_adjacency(strategy: str = 'uniform', max_hop: int = 8,
     raise ValueError(f"unknown graph strategy {strategy!r} (use 'uniform', 'distance', 'spatial')")
 
 
+def uniform_graph_weight(adjacency: torch.Tensor) -> Optional[float]:
+    """The common entry of a one-partition adjacency whose entries are all equal.
+
+    Such a graph (the STG-NF default: ``'uniform'`` with ``max_hop`` at least the skeleton's
+    diameter of 7 gives ``1/18`` everywhere) turns the graph convolution into a mean over the
+    joints, the same for every joint, which :meth:`STGCNBlock._forward_uniform` and
+    :meth:`FlowSequence._forward_fused` exploit.
+
+    Args:
+        adjacency (torch.Tensor): (P, V, V) adjacency.
+
+    Returns:
+        float | None: The entry, or None when there are several partitions or the entries differ
+        by more than ``1e-12``.
+    """
+    if adjacency.dim() != 3 or adjacency.shape[0] != 1 or adjacency.numel() == 0:
+        return None
+    first = adjacency.reshape(-1)[0]
+    if bool((adjacency - first).abs().max() > _UNIFORM_GRAPH_ATOL):
+        return None
+    return float(first)
+
+
+# --------------------------------------------------------------------------------------------
+# Joint-constant tensors
+# --------------------------------------------------------------------------------------------
+def _batch_norm_constant_over_joints(bn: nn.BatchNorm2d, x: torch.Tensor,
+                                     num_joints: int) -> torch.Tensor:
+    """``bn(x.expand(B, C, T, num_joints))[..., :1]``, computed on x alone.
+
+    For a tensor that is constant along the joint axis, the per-channel mean and the biased
+    variance over (B, T, V) equal those over (B, T): every value is repeated V times in the sums
+    and the count is V times larger. So normalising x with its own batch statistics, or with the
+    running ones, gives the expanded result. Only the running variance update differs: it uses
+    the unbiased estimate ``var * n / (n - 1)`` with the expanded count ``n = B * T * V``, which
+    is applied here by hand, as ``nn.BatchNorm2d.forward`` would.
+
+    Args:
+        bn (nn.BatchNorm2d): The normalisation.
+        x (torch.Tensor): (B, C, T, 1), standing for its expansion to (B, C, T, num_joints).
+        num_joints (int): V.
+
+    Returns:
+        torch.Tensor: (B, C, T, 1).
+    """
+    if not (bn.training and bn.track_running_stats):
+        return bn(x)  # running statistics, or batch statistics without updates
+    factor = 0.0 if bn.momentum is None else bn.momentum
+    if bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:  # cumulative moving average
+            factor = 1.0 / float(bn.num_batches_tracked)
+    y = F.batch_norm(x, None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
+    if bn.running_mean is not None and bn.running_var is not None:
+        with torch.no_grad():
+            n = x.numel() // x.shape[1] * num_joints  # values per channel after expansion
+            mean = x.mean(dim=(0, 2, 3))
+            var = x.var(dim=(0, 2, 3), unbiased=False) * (n / (n - 1))
+            bn.running_mean.mul_(1.0 - factor).add_(mean.to(bn.running_mean.dtype),
+                                                    alpha=factor)
+            bn.running_var.mul_(1.0 - factor).add_(var.to(bn.running_var.dtype), alpha=factor)
+    return y
+
+
 # --------------------------------------------------------------------------------------------
 # Coupling network: one ST-GCN block
 # --------------------------------------------------------------------------------------------
@@ -184,6 +258,10 @@ class GraphConv(nn.Module):
 class STGCNBlock(nn.Module):
     """ST-GCN block: graph conv -> BN -> ReLU -> temporal conv -> BN, (+ residual) -> ReLU.
 
+    On a uniform graph (see :func:`uniform_graph_weight`) the layers between the graph
+    convolution and the residual run on one joint instead of all V, with the same result (see
+    :meth:`_forward_uniform`); ``uniform_shortcut = False`` forces the general computation.
+
     Args:
         in_channels (int): Input channels.
         out_channels (int): Output channels.
@@ -217,6 +295,8 @@ class STGCNBlock(nn.Module):
                 nn.BatchNorm2d(out_channels),
             )
         self.relu = nn.ReLU()
+        # Not a state-dict entry: a switch for the uniform-graph computation (tests compare both).
+        self.uniform_shortcut = True
 
     def forward(self, x: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
         """Apply the block.
@@ -228,11 +308,60 @@ class STGCNBlock(nn.Module):
         Returns:
             torch.Tensor: (B, C_out, T, V), non-negative.
         """
+        if self.uniform_shortcut and x.shape[0] * x.shape[2] > 1 and self.joint_local_branch() \
+                and uniform_graph_weight(adjacency) is not None:
+            return self._forward_uniform(x, adjacency)
         y = self.tcn(self.gcn(x, adjacency))
         if self.residual is not None:
             y = y + self.residual(x)
         # The final ReLU makes the coupling output non-negative: shift >= 0 and
         # scale in [sigmoid(2), 1), a property of the published model.
+        return self.relu(y)
+
+    def joint_local_branch(self) -> bool:
+        """Whether the layers after the graph convolution treat every joint alike.
+
+        True as built: BN (per channel), ReLU and a temporal convolution whose kernel, stride and
+        padding along the joint axis are 1, 1 and 0.
+        """
+        if len(self.tcn) != 4:
+            return False
+        norm1, relu, conv, norm2 = self.tcn
+        return (isinstance(norm1, nn.BatchNorm2d) and isinstance(relu, nn.ReLU)
+                and isinstance(conv, nn.Conv2d) and isinstance(conv.padding, tuple)
+                and conv.kernel_size[1] == 1 and conv.stride[1] == 1 and conv.padding[1] == 0
+                and isinstance(norm2, nn.BatchNorm2d))
+
+    def _forward_uniform(self, x: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` for a one-partition adjacency whose entries are all equal (to a).
+
+        The graph convolution then gives every target joint w the value
+        ``out[.., w] = sum_v a * (W x[.., v] + b)``, which does not depend on w: in float32 too,
+        since each w repeats the same products in the same order. BN, ReLU and the temporal
+        convolution (kernel (K, 1)) treat the joints alike, so everything up to the second BN
+        is computed on one joint, (B, C, T, 1), and broadcast: V times less work, with the same
+        numbers (the batch statistics of a joint-constant tensor are those of one joint, see
+        :func:`_batch_norm_constant_over_joints`). The graph convolution itself keeps its full
+        size so that its rounding is that of the general path: the published models amplify
+        it (BN scales up to ~240) to ~1e-4 in the latent.
+
+        Args:
+            x (torch.Tensor): (B, C_in, T, V).
+            adjacency (torch.Tensor): (1, V, V), all entries equal.
+
+        Returns:
+            torch.Tensor: (B, C_out, T, V), equal to the general computation.
+        """
+        num_joints = x.shape[-1]
+        # (B, C_out, T, V) -> (B, C_out, T, 1): all joints hold the same values
+        y = self.gcn(x, adjacency)[..., :1].contiguous()
+        y = _batch_norm_constant_over_joints(self.tcn[0], y, num_joints)
+        y = self.tcn[2](self.tcn[1](y))  # ReLU, temporal conv (K, 1): joints stay separate
+        y = _batch_norm_constant_over_joints(self.tcn[3], y, num_joints)
+        if self.residual is None:
+            y = y.expand(-1, -1, -1, num_joints)  # (B, C_out, T, 1) -> (B, C_out, T, V)
+        else:
+            y = y + self.residual(x)  # broadcast over V
         return self.relu(y)
 
 
@@ -505,12 +634,105 @@ class FlowStep(nn.Module):
         return self.actnorm.inverse(y)
 
 
+def _is_fusable_step(step: FlowStep) -> bool:
+    """Whether a flow step has the layout that :meth:`FlowSequence._forward_fused` handles.
+
+    That is the published one: two channels, a fixed channel permutation, one ST-GCN block
+    ``1 -> 2`` whose layers after the graph convolution treat the joints alike, ReLUs, BNs with
+    running statistics, and no residual or a 1x1 convolution + BN residual.
+    """
+    if step.channels != 2 or not isinstance(step.permutation, ChannelPermutation) \
+            or len(step.block) != 1:
+        return False
+    block = step.block[0]
+    conv = block.gcn.conv
+    if not (block.uniform_shortcut and block.joint_local_branch()
+            and block.gcn.num_partitions == 1 and isinstance(block.relu, nn.ReLU)
+            and isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1)
+            and (conv.in_channels, conv.out_channels) == (1, 2)):
+        return False
+    norms = [block.tcn[0], block.tcn[3]]
+    residual = block.residual
+    if residual is not None:
+        if not (isinstance(residual, nn.Sequential) and len(residual) == 2
+                and isinstance(residual[0], nn.Conv2d) and residual[0].kernel_size == (1, 1)
+                and (residual[0].in_channels, residual[0].out_channels) == (1, 2)
+                and isinstance(residual[1], nn.BatchNorm2d)):
+            return False
+        norms.append(residual[1])
+    # Running statistics: without them BN would normalise each chunk with its own statistics.
+    return all(bn.running_mean is not None and bn.running_var is not None for bn in norms)
+
+
+def _pointwise_1_to_2(conv: nn.Conv2d, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution from one to two channels as one multiply-add per element.
+
+    ``out[c] = b_c + w_c * x`` evaluated as a fused multiply-add, which is what the convolution
+    primitive computes for one input channel (batches of more than one window): the same
+    numbers, without its setup cost.
+
+    Args:
+        conv (nn.Conv2d): 1x1 convolution, 1 -> 2 channels.
+        x (torch.Tensor): Single-channel data of any shape S.
+        out (torch.Tensor): (2, *S) destination, output channel first.
+
+    Returns:
+        torch.Tensor: ``out``.
+    """
+    weight = conv.weight.reshape(2).tolist()
+    bias = conv.bias if conv.bias is not None else conv.weight.new_zeros(2)
+    for c in range(2):
+        torch.add(bias[c], x, alpha=weight[c], out=out[c])
+    return out
+
+
+def _temporal_conv_matrix(conv: nn.Conv2d, length: int) -> Optional[torch.Tensor]:
+    """A temporal convolution on (b, C, T, 1) as one matrix on time-major flattened inputs.
+
+    ``conv(g)[o, t] = bias[o] + sum_{j, c} W[o, c, j] g[c, t + j - p]``. With the input
+    flattened as ``s * C + c`` (time-major) and the output as ``o * T + t``, entry
+    ``[s * C + c, o * T + t]`` is ``W[o, c, s - t + p]`` where that index lies in the kernel,
+    else 0: a banded block-Toeplitz matrix. A GEMM accumulates its terms in row order, i.e.
+    kernel tap by tap and input channel within a tap, the order the convolution primitive uses
+    for these shapes, and skipping zeros does not change a sum; so one (b, C*T) x (C*T, O*T)
+    product reproduces the convolution (checked against it in the tests).
+
+    Args:
+        conv (nn.Conv2d): Kernel (K, 1), stride 1, no dilation or groups, zero padding that
+            keeps T.
+        length (int): T.
+
+    Returns:
+        torch.Tensor | None: (C * T, O * T), or None when ``conv`` is not of that kind.
+    """
+    kernel = conv.kernel_size[0]
+    if not (conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+            and conv.padding_mode == 'zeros' and isinstance(conv.padding, tuple)
+            and conv.padding[0] * 2 == kernel - 1):
+        return None
+    weight = conv.weight[..., 0]  # (O, C, K, 1) -> (O, C, K)
+    out_channels, in_channels, _ = weight.shape
+    steps = torch.arange(length, device=weight.device)
+    offset = steps[:, None] - steps[None, :] + conv.padding[0]  # (T_in, T_out): kernel tap
+    inside = (offset >= 0) & (offset < kernel)
+    band = weight[:, :, offset.clamp(0, kernel - 1)] * inside  # (O, C, T_in, T_out)
+    # (O, C, T_in, T_out) -> (T_in, C, O, T_out) -> (T_in * C, O * T_out)
+    return band.permute(2, 1, 0, 3).reshape(length * in_channels, out_channels * length)
+
+
 class FlowSequence(nn.Module):
-    """K flow steps applied in order (``layers`` is part of the checkpoint key names)."""
+    """K flow steps applied in order (``layers`` is part of the checkpoint key names).
+
+    In eval mode without autograd, with the published layout and a uniform graph, the forward
+    pass runs as one fused computation with the same numbers (see :meth:`_forward_fused`);
+    ``fused_inference = False`` forces the step-by-step one.
+    """
 
     def __init__(self, steps: Sequence[FlowStep]) -> None:
         super().__init__()
         self.layers = nn.ModuleList(steps)
+        # Not a state-dict entry: a switch for the fused inference pass (tests compare both).
+        self.fused_inference = True
 
     def forward(self, x: torch.Tensor,
                 adjacency: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -523,6 +745,8 @@ class FlowSequence(nn.Module):
         Returns:
             tuple[torch.Tensor, torch.Tensor]: z (B, C, T, V) and the summed log-det (B,).
         """
+        if self._fused_applies(x, adjacency):
+            return self._forward_fused(x, adjacency)
         logdet = x.new_zeros(x.shape[0])
         z = x
         for step in self.layers:
@@ -544,6 +768,144 @@ class FlowSequence(nn.Module):
         for step in reversed(self.layers):
             x = step.inverse(x, adjacency)
         return x
+
+    # ---------------------------------------------------------------- fused inference
+    def _fused_applies(self, x: torch.Tensor, adjacency: torch.Tensor) -> bool:
+        """Whether :meth:`_forward_fused` computes this forward pass."""
+        return (self.fused_inference and not torch.is_grad_enabled() and x.shape[1] == 2
+                and x.shape[0] >= _FUSED_MIN_BATCH and x.shape[2] > 0
+                and not any(m.training for m in self.modules())
+                and all(_is_fusable_step(step) for step in self.layers)
+                and uniform_graph_weight(adjacency) is not None)
+
+    def _forward_fused(self, x: torch.Tensor,
+                       adjacency: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` in eval mode on a uniform graph, with the same float32 arithmetic.
+
+        The windows go through all steps in chunks of at most ``_FUSED_CHUNK`` (scratch
+        buffers reused and small enough to stay in cache), the flow state kept in the output
+        ``z`` itself. Per step:
+
+        * ActNorm works in place; the permutation only renames the two channels.
+        * The graph convolution with all adjacency entries equal to a gives every joint the
+          same ``sum_v a * (w x_v + b)`` (see :meth:`STGCNBlock._forward_uniform`). Its 1x1
+          convolution, one input channel, is one multiply-add per element (as the primitive
+          computes it); its joint mixing stays the general path's (2bT, V) x (V, V) product,
+          because the published models amplify the rounding of this sum (BN scales up to
+          ~240) to ~1e-4 in the latent, and any other summation order would show.
+        * BN, ReLU, the temporal convolution and BN run once on (b, 2, T) and are broadcast
+          over the joints; the convolution as one small GEMM (:func:`_temporal_conv_matrix`).
+        * The residual's 1x1 convolution is again one multiply-add per element; ReLU, sigmoid,
+          the coupling update and the log of the scale run in place.
+
+        That replaces a dozen convolution calls on (b, 1-2, T, V) data per step by about a
+        dozen elementwise passes, each in the general path's memory layout and arithmetic, so
+        that latent and nll come out the same to the bit (up to the last bit of a few values
+        where vectorised and scalar code of a transcendental function differ).
+
+        Args:
+            x (torch.Tensor): (B, 2, T, V).
+            adjacency (torch.Tensor): (1, V, V), all entries equal.
+
+        Returns:
+            tuple[torch.Tensor, torch.Tensor]: z (B, 2, T, V) and the log-det (B,).
+        """
+        batch, _, length, num_joints = x.shape
+        for step in self.layers:
+            step.actnorm._check_ready(x, inverse=False)  # eval mode: raises if not initialised
+        # Per step, data-independent: ActNorm constants and the temporal-convolution GEMM.
+        constants = []
+        for step in self.layers:
+            actnorm, conv = step.actnorm, step.block[0].tcn[2]
+            bias = conv.bias if conv.bias is not None else conv.weight.new_zeros(2)
+            constants.append((actnorm.bias, torch.exp(actnorm.logs),  # (1, 2, 1, 1) each
+                              actnorm.logs.sum() * (length * num_joints),  # as ActNorm.forward
+                              step.permutation.indices.tolist(),
+                              _temporal_conv_matrix(conv, length),
+                              bias.repeat_interleave(length)))  # (2,) -> (2T,), c-major
+        z = x.new_empty(batch, 2, length, num_joints)
+        logdet = x.new_empty(batch)
+        # Equal chunks of at most _FUSED_CHUNK windows: no small remainder (_FUSED_MIN_BATCH).
+        num_chunks = -(-batch // _FUSED_CHUNK)
+        chunk = -(-batch // num_chunks)
+        # scratch: 2 x (2, chunk, T, V) floats
+        storage = x.new_empty(2, 2 * chunk * length * num_joints)
+        for begin in range(0, batch, chunk):
+            end = min(begin + chunk, batch)
+            logdet[begin:end] = self._fused_chunk(x[begin:end], z[begin:end], adjacency,
+                                                  constants, storage)
+        return z, logdet
+
+    def _fused_chunk(self, x: torch.Tensor, z: torch.Tensor, adjacency: torch.Tensor,
+                     constants: List[tuple], storage: torch.Tensor) -> torch.Tensor:
+        """One chunk of :meth:`_forward_fused`.
+
+        Args:
+            x (torch.Tensor): (b, 2, T, V) windows.
+            z (torch.Tensor): (b, 2, T, V) contiguous destination of the latent.
+            adjacency (torch.Tensor): (1, V, V), all entries equal.
+            constants (list[tuple]): Per step: ActNorm bias and factor (1, 2, 1, 1) and
+                log-det (), the permutation, the temporal-convolution matrix (or None) and its
+                bias row (2T,).
+            storage (torch.Tensor): (2, N) scratch memory, N >= 2 * b * T * V.
+
+        Returns:
+            torch.Tensor: (b,) log-det.
+        """
+        batch, _, length, num_joints = x.shape
+        size = 2 * batch * length * num_joints
+        mixed_all = storage[0, :size].view(2 * batch * length, num_joints)
+        work = storage[1, :size].view(2, batch, length, num_joints)
+        rows = [0, 1]  # z[:, rows[c]] holds flow channel c
+        logdet = x.new_zeros(batch)  # accumulated as FlowSequence.forward does
+        for k, (step, (act_bias, act_factor, actnorm_logdet, indices, matrix, conv_bias)) in \
+                enumerate(zip(self.layers, constants)):
+            block = step.block[0]
+            if rows != [0, 1]:  # the flow channel held by each row of z
+                act_bias, act_factor = act_bias.flip(1), act_factor.flip(1)
+            torch.add(x if k == 0 else z, act_bias, out=z)
+            z.mul_(act_factor)
+            rows = [rows[i] for i in indices]
+            cond, other = z[:, rows[0]], z[:, rows[1]]  # z1, z2: (b, T, V) each
+
+            # Graph convolution as in GraphConv, its joint mixing the same matrix product;
+            # (2, b, T, V) -> (2*b*T, V) @ (V, V): all columns alike, keep one
+            _pointwise_1_to_2(block.gcn.conv, cond, work)
+            torch.mm(work.view(-1, num_joints), adjacency[0], out=mixed_all)
+            mixed = mixed_all[:, 0].contiguous()  # (2*b*T,): channel-major
+            # (2*b*T,) -> (1, 2, b*T, 1): per-channel BN, ReLU
+            branch = block.tcn[1](block.tcn[0](mixed.view(1, 2, batch * length, 1)))
+            branch = branch.view(2, batch, length)
+            if matrix is not None:
+                # (2, b, T) -> (b, T, 2) -> (b, 2T): time-major rows, see _temporal_conv_matrix
+                rows_in = branch.permute(1, 2, 0).reshape(batch, 2 * length)
+                branch = torch.addmm(conv_bias, rows_in, matrix).view(batch, 2, length, 1)
+            else:  # (2, b, T) -> (b, 2, T, 1)
+                branch = block.tcn[2](branch.permute(1, 0, 2).unsqueeze(-1).contiguous())
+            branch = block.tcn[3](branch)  # (b, 2, T, 1)
+            # (b, 2, T, 1) -> (2, b, T, 1); contiguous, as strided data would take the scalar
+            # (not the vectorised) sigmoid, whose last bit can differ
+            branch = branch.transpose(0, 1).contiguous()
+
+            if block.residual is None:
+                shift, scale = branch.relu_()  # (b, T, 1) each: the same for every joint
+                # sigmoid and log on all (b, T, V) values nevertheless: with fewer than a
+                # vector's worth, they would take the scalar code, whose last bit can differ
+                scale = work[0].copy_(scale.expand(-1, -1, num_joints))  # (b, T, V)
+            else:
+                _pointwise_1_to_2(block.residual[0], cond, work)  # (2, b, T, V)
+                # (2, b, T, V) -> (1, 2, b*T*V, 1) for the BN (per-channel statistics)
+                out = block.residual[1](work.view(1, 2, -1, 1)).view_as(work)
+                shift, scale = out.add_(branch).relu_()  # + (2, b, T, 1) broadcast over joints
+            scale.add_(_SCALE_OFFSET).sigmoid_().add_(_SCALE_EPS)
+            other.add_(shift).mul_(scale)  # z2 <- (z2 + shift) * scale
+            # log|det| = sum of log(scale) over (T, V), in the general path's layout and
+            # reduction so that the nll is the same to the bit
+            step_logdet = scale.log_().sum(dim=(1, 2)) + actnorm_logdet + 0.0
+            logdet = logdet + step_logdet
+        if rows != [0, 1]:
+            z.copy_(z[:, rows])  # the flow's channel order
+        return logdet
 
 
 # --------------------------------------------------------------------------------------------
@@ -903,10 +1265,19 @@ class STGNF(BaseModule):
         """
         x = self._check_input(x)
         z, logdet = self.flow(x, self.adjacency)
-        mean, logs = self.prior(x.shape[0], labels)
-        log_pz = -0.5 * (2.0 * logs + (z - mean) ** 2 / (torch.exp(2.0 * logs) + _PRIOR_VAR_EPS)
-                         + math.log(2.0 * math.pi))  # (B, C, T, V)
-        log_px = log_pz.sum(dim=(1, 2, 3)) + logdet  # change of variables, nats per window
+        if labels is None:  # every sample has the normal prior: (C, T, V), broadcast over B
+            mean = self.prior_h_normal[:self.in_channels]
+            logs = self.prior_h_normal[self.in_channels:]
+        else:
+            mean, logs = self.prior(x.shape[0], labels)  # (B, C, T, V) each
+        # log N(z; mean, exp(logs)^2) summed over (C, T, V):
+        # -0.5 * (sum (z - mean)^2 / var + sum (2 logs + log 2 pi)), var = exp(2 logs) + eps
+        var = torch.exp(2.0 * logs) + _PRIOR_VAR_EPS
+        diff = z - mean
+        quadratic = (diff * diff).div_(var).sum(dim=(-3, -2, -1))  # (B,)
+        constant = (2.0 * logs + math.log(2.0 * math.pi)).sum(dim=(-3, -2, -1))  # () or (B,)
+        log_pz = -0.5 * (quadratic + constant)
+        log_px = log_pz + logdet  # change of variables, nats per window
         nll = -log_px / (math.log(2.0) * z[0].numel())  # bits per dimension (C*T*V dims)
         return z, nll
 

@@ -1,4 +1,5 @@
 """Tests of the STG-NF backbone: parity with the official model, invertibility, loading."""
+import copy
 import math
 import os
 from pathlib import Path
@@ -9,6 +10,8 @@ import torch
 
 import mgenet_mm  # noqa: F401  registers the modules
 from mgenet_mm.models.backbones.stgnf import STGNF, build_adjacency
+from mgenet_mm.models.backbones.stgnf import (STGCNBlock, _temporal_conv_matrix,
+                                              uniform_graph_weight)
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED = Path(os.environ.get('MGENET_SHARED', REPO.parent / 'shared'))
@@ -238,3 +241,147 @@ def test_architecture_mismatch_raises():
         STGNF().load_official_checkpoint(str(UB_CKPT))  # T = 16 checkpoint, T = 24 model
     with pytest.raises(ValueError, match='permutation'):
         STGNF(permutation='shuffle').load_official_checkpoint(str(SHT_CKPT))
+
+
+# ------------------------------------------------------------------------------ fast paths
+def _set_fast_paths(model: STGNF, enabled: bool) -> STGNF:
+    """Switch the uniform-graph shortcut and the fused inference pass on or off."""
+    model.flow.fused_inference = enabled
+    for module in model.modules():
+        if isinstance(module, STGCNBlock):
+            module.uniform_shortcut = enabled
+    return model
+
+
+def _sht_windows(num: int) -> torch.Tensor:
+    """``num`` windows like the fixture's: its 64 (x, y) windows, then jittered copies."""
+    segments = torch.from_numpy(np.load(_ref('expected_sht.npz'))['segments'][:, :2])
+    generator = torch.Generator().manual_seed(0)
+    picks = torch.arange(num) % segments.shape[0]
+    noise = 0.05 * torch.randn(num, *segments.shape[1:], generator=generator)
+    noise[:segments.shape[0]] = 0
+    return segments[picks] + noise
+
+
+def test_uniform_graph_weight():
+    model = STGNF()
+    assert uniform_graph_weight(model.adjacency) == float(model.adjacency[0, 0, 0])
+    assert uniform_graph_weight(model.adjacency) == pytest.approx(1.0 / 18)
+    for strategy, max_hop in (('uniform', 1), ('uniform', 6), ('distance', 8), ('spatial', 8)):
+        adjacency = torch.from_numpy(build_adjacency(strategy, max_hop)).float()
+        assert uniform_graph_weight(adjacency) is None  # several partitions or unequal entries
+
+
+@pytest.mark.parametrize('num', [64, 600])  # one chunk; two chunks of 300
+def test_fused_inference_matches_general_path(num):
+    """Official checkpoint, eval: the fused pass gives the step-by-step numbers."""
+    model = STGNF.from_official_checkpoint(str(_ref(SHT_CKPT.name))).eval()
+    x = _sht_windows(num)
+    with torch.no_grad():
+        assert model.flow._fused_applies(x, model.adjacency)
+        z, nll = model(x)
+        z_general, nll_general = _set_fast_paths(model, False)(x)
+    assert (z - z_general).abs().max() < 1e-5
+    assert (nll - nll_general).abs().max() < 1e-5
+
+
+def test_fused_inference_applies_only_where_it_is_exact():
+    model = _small_model()
+    x = torch.randn(16, 2, 8, 18)
+    applies = model.flow._fused_applies
+    with torch.no_grad():
+        assert applies(x, model.adjacency)
+        assert not applies(x[:15], model.adjacency)  # small batch: step by step
+        model.flow.layers[1].block[0].tcn[0].train()
+        assert not applies(x, model.adjacency)  # any module in training mode
+        model.eval()
+        assert not applies(x, torch.ones(1, 18, 18) + torch.eye(18))  # non-uniform graph
+        assert not _small_model('inv1x1').flow._fused_applies(x, model.adjacency)
+        assert not _small_model(hidden_channels=3).flow._fused_applies(x, model.adjacency)
+        assert _small_model('shuffle').flow._fused_applies(x, model.adjacency)
+    assert not applies(x, model.adjacency)  # autograd enabled
+
+
+@pytest.mark.parametrize('permutation', ['reverse', 'shuffle'])
+def test_fused_inference_small_model(permutation):
+    """Random weights, an odd number of steps (channels end swapped), a ragged last chunk."""
+    model = _small_model(permutation, seed=3)
+    x = torch.randn(1100, 2, 8, 18) * 2 + 1  # chunks of 367, 367, 366
+    with torch.no_grad():
+        z, nll = model(x)
+        z_general, nll_general = _set_fast_paths(model, False)(x)
+    torch.testing.assert_close(z, z_general, atol=1e-5, rtol=0)
+    torch.testing.assert_close(nll, nll_general, atol=1e-5, rtol=0)
+    with torch.no_grad():  # and the inverse (step by step) undoes the fused forward
+        torch.testing.assert_close(_set_fast_paths(model, True).reverse(z[:32]), x[:32],
+                                   atol=TOL, rtol=0)
+
+
+def test_temporal_conv_matrix_matches_conv():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(2, 2, (9, 1), padding=(4, 0))
+    g = torch.rand(32, 2, 16, 1) * 3 - 1
+    matrix = _temporal_conv_matrix(conv, 16)
+    rows = g[..., 0].transpose(1, 2).reshape(32, 32)  # (b, 2, T) -> (b, T, 2) -> (b, 2T)
+    out = torch.addmm(conv.bias.repeat_interleave(16), rows, matrix).view(32, 2, 16, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(out, conv(g), atol=1e-6, rtol=0)
+    assert _temporal_conv_matrix(torch.nn.Conv2d(2, 2, (9, 1), stride=(2, 1)), 16) is None
+
+
+def test_uniform_shortcut_with_autograd_matches_general_path():
+    """Official checkpoint, eval mode with gradients: same outputs and gradients."""
+    results = []
+    for enabled in (True, False):
+        model = _set_fast_paths(STGNF.from_official_checkpoint(str(SHT_CKPT)).eval(), enabled)
+        x = _sht_windows(8).requires_grad_(True)
+        z, nll = model(x)
+        (nll.sum() + 0.01 * z.square().sum()).backward()
+        grads = {name: p.grad for name, p in model.named_parameters()}
+        results.append((z.detach(), nll.detach(), x.grad, grads))
+    (z, nll, grad_x, grads), (z_ref, nll_ref, grad_x_ref, grads_ref) = results
+    assert (z - z_ref).abs().max() < 1e-5 and (nll - nll_ref).abs().max() < 1e-5
+    torch.testing.assert_close(grad_x, grad_x_ref, atol=1e-5, rtol=1e-4)
+    scale = max(g.abs().max() for g in grads_ref.values())
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, grads_ref[name], atol=1e-5 * scale, rtol=0, msg=name)
+
+
+@pytest.mark.parametrize('hidden_channels', [0, 3])
+@pytest.mark.parametrize('momentum', [0.1, None])
+def test_uniform_shortcut_in_training_matches_general_path(hidden_channels, momentum):
+    """Training mode (batch statistics), float64: outputs, gradients and BN running stats."""
+    model = _small_model(seed=4, hidden_channels=hidden_channels).double().train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = momentum
+    general = _set_fast_paths(copy.deepcopy(model), False)
+    x = torch.randn(12, 2, 8, 18, dtype=torch.float64)
+    results = []
+    for net in (model, general):
+        x_in = x.clone().requires_grad_(True)
+        for _ in range(2):  # two updates of the running statistics
+            z, nll = net(x_in)
+        (nll.sum() + 0.01 * z.square().sum()).backward()
+        grads = {name: p.grad for name, p in net.named_parameters()}
+        results.append((z.detach(), nll.detach(), x_in.grad, grads, net.state_dict()))
+    (z, nll, grad_x, grads, state), (z_ref, nll_ref, grad_x_ref, grads_ref, state_ref) = results
+    torch.testing.assert_close(z, z_ref, atol=1e-10, rtol=0)
+    torch.testing.assert_close(nll, nll_ref, atol=1e-10, rtol=0)
+    torch.testing.assert_close(grad_x, grad_x_ref, atol=1e-10, rtol=0)
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, grads_ref[name], atol=1e-8, rtol=1e-8, msg=name)
+    for key, value in state.items():
+        torch.testing.assert_close(value, state_ref[key], atol=1e-12, rtol=1e-12, msg=key)
+    assert state['flow.layers.1.block.0.tcn.0.num_batches_tracked'] == 3  # init pass + 2
+
+
+@pytest.mark.parametrize('strategy', ['distance', 'spatial'])
+def test_non_uniform_graph_takes_the_general_path(strategy):
+    model = _small_model(strategy=strategy, max_hop=2)
+    x = torch.randn(20, 2, 8, 18)
+    with torch.no_grad():
+        assert not model.flow._fused_applies(x, model.adjacency)
+        z, nll = model(x)
+        z_general, nll_general = _set_fast_paths(model, False)(x)
+    assert torch.equal(z, z_general) and torch.equal(nll, nll_general)
