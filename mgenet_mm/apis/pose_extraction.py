@@ -412,6 +412,46 @@ class PoseExtractor:
                                        det_cat_id, strict)
         return cls(detector, pose_estimator, tracker=tracker, score_mode=score_mode)
 
+    def new_tracker(self) -> GreedyTracker:
+        """A fresh tracker with this extractor's settings (one per clip or stream)."""
+        return GreedyTracker(**self.tracker_cfg)
+
+    def process_frame(self, tracker: GreedyTracker, frame_idx: int,
+                      img: np.ndarray) -> Dict[int, dict]:
+        """Detect, estimate and track the people of one frame.
+
+        Args:
+            tracker (GreedyTracker): The clip's tracker (see :meth:`new_tracker`).
+            frame_idx (int): The frame's index in the clip.
+            img (np.ndarray): (H, W, 3) BGR uint8.
+
+        Returns:
+            dict: person id -> ``{"keypoints": [x, y, c] * 17, "scores": s}``, the entries of
+            the JSON layout (values rounded as written).
+        """
+        boxes, box_scores = self.detector(img)
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        box_scores = np.asarray(box_scores, np.float32).reshape(-1)
+        if len(boxes) != len(box_scores):
+            raise ValueError(f'detector returned {len(boxes)} boxes and '
+                             f'{len(box_scores)} scores')
+        if not len(boxes):
+            return {}
+        keypoints, keypoint_scores = self.pose_estimator(img, boxes)
+        poses = np.concatenate(
+            [np.asarray(keypoints, np.float32).reshape(len(boxes), -1, 2),
+             np.asarray(keypoint_scores, np.float32).reshape(len(boxes), -1, 1)],
+            axis=2)  # (N, 17, 3)
+        ids = tracker.update(frame_idx, boxes, poses)
+        entries = {}
+        for person_id, pose, box_score in zip(ids, poses, box_scores):
+            score = pose[:, 2].mean() if self.score_mode == 'keypoint' else box_score
+            entries[int(person_id)] = {
+                'keypoints': [round(float(v), 3) for v in pose.reshape(-1)],
+                'scores': round(float(score), 4)
+            }
+        return entries
+
     def extract_clip(self,
                      frames: Iterable[np.ndarray],
                      progress: Optional[Callable[[int], None]] = None) -> Dict[str, dict]:
@@ -426,28 +466,11 @@ class PoseExtractor:
             dict: ``{person_id: {frame: {"keypoints": [x, y, c] * 17, "scores": s}}}`` with
             string keys (see the module docstring); empty when nobody was found.
         """
-        tracker = GreedyTracker(**self.tracker_cfg)
+        tracker = self.new_tracker()
         tracks: Dict[int, Dict[int, dict]] = {}
         for frame_idx, img in enumerate(frames):
-            boxes, box_scores = self.detector(img)
-            boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-            box_scores = np.asarray(box_scores, np.float32).reshape(-1)
-            if len(boxes) != len(box_scores):
-                raise ValueError(f'detector returned {len(boxes)} boxes and '
-                                 f'{len(box_scores)} scores')
-            if len(boxes):
-                keypoints, keypoint_scores = self.pose_estimator(img, boxes)
-                poses = np.concatenate(
-                    [np.asarray(keypoints, np.float32).reshape(len(boxes), -1, 2),
-                     np.asarray(keypoint_scores, np.float32).reshape(len(boxes), -1, 1)],
-                    axis=2)  # (N, 17, 3)
-                ids = tracker.update(frame_idx, boxes, poses)
-                for person_id, pose, box_score in zip(ids, poses, box_scores):
-                    score = pose[:, 2].mean() if self.score_mode == 'keypoint' else box_score
-                    tracks.setdefault(int(person_id), {})[frame_idx] = {
-                        'keypoints': [round(float(v), 3) for v in pose.reshape(-1)],
-                        'scores': round(float(score), 4)
-                    }
+            for person_id, entry in self.process_frame(tracker, frame_idx, img).items():
+                tracks.setdefault(person_id, {})[frame_idx] = entry
             if progress is not None:
                 progress(1)
         return {

@@ -97,6 +97,27 @@ def stgnf_window_starts(frames: np.ndarray, seg_len: int, stride: int,
     return starts[keep], int((~keep).sum())
 
 
+def degenerate_windows(track: np.ndarray, starts: np.ndarray, seg_len: int,
+                       video_resolution: Tuple[float, float]) -> np.ndarray:
+    """(k,) bool: windows of a track whose normalised y has zero spread, via running sums.
+
+    The official normalisation divides by the window's y standard deviation; such windows are
+    skipped. ``track`` is (n, V, 3) keypoints in pixels, ``starts`` (k,) start rows.
+    """
+    if len(starts) == 0:
+        return np.zeros(0, dtype=bool)
+    y = track[..., 1].astype(np.float64) / video_resolution[1]  # (n, V)
+    zero = np.zeros(1)
+    sum_y = np.concatenate([zero, np.cumsum(y.sum(axis=1))])  # (n + 1,)
+    sum_y2 = np.concatenate([zero, np.cumsum((y * y).sum(axis=1))])
+    count = seg_len * y.shape[1]
+    window_sum = sum_y[starts + seg_len] - sum_y[starts]
+    window_sum2 = sum_y2[starts + seg_len] - sum_y2[starts]
+    variance = window_sum2 / count - (window_sum / count) ** 2
+    # Running sums lose precision: anything below 1e-12 of the squared mean is no spread.
+    return variance <= 1e-12 * np.maximum((window_sum / count) ** 2, 1e-12)
+
+
 _SHT_NAME = re.compile(r'^(\d+)_(\d+)$')
 _UBNORMAL_NAME = re.compile(r'^(?:abnormal|normal)_scene_(\d+)_scenario_(\d+)')
 

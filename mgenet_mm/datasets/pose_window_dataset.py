@@ -12,7 +12,7 @@ from mmengine.logging import print_log
 
 from mmaction.registry import DATASETS
 from .pose_utils import (POSE_FILE_SUFFIXES, clip_ids, clip_name_from_pose_file, coco17_to_coco18,
-                         read_tracked_pose_json, stgnf_window_starts)
+                         degenerate_windows, read_tracked_pose_json, stgnf_window_starts)
 
 
 @DATASETS.register_module()
@@ -142,19 +142,7 @@ class PoseWindowDataset(BaseDataset):
         return data_list
 
     def _degenerate(self, track: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        """(k,) bool: windows whose normalised y has zero spread, via running sums."""
-        if len(starts) == 0:
-            return np.zeros(0, dtype=bool)
-        y = track[..., 1].astype(np.float64) / self.video_resolution[1]  # (n, V)
-        zero = np.zeros(1)
-        sum_y = np.concatenate([zero, np.cumsum(y.sum(axis=1))])  # (n + 1,)
-        sum_y2 = np.concatenate([zero, np.cumsum((y * y).sum(axis=1))])
-        count = self.seg_len * y.shape[1]
-        window_sum = sum_y[starts + self.seg_len] - sum_y[starts]
-        window_sum2 = sum_y2[starts + self.seg_len] - sum_y2[starts]
-        variance = window_sum2 / count - (window_sum / count) ** 2
-        # Running sums lose precision: anything below 1e-12 of the squared mean is no spread.
-        return variance <= 1e-12 * np.maximum((window_sum / count) ** 2, 1e-12)
+        return degenerate_windows(track, starts, self.seg_len, self.video_resolution)
 
     def get_data_info(self, idx: int) -> dict:
         info = dict(super().get_data_info(idx))

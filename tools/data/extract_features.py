@@ -48,7 +48,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 import mgenet_mm  # noqa: E402,F401  shims + registration before configs are built
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import MMLogger, print_log  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import FUNCTIONS, init_default_scope  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -56,7 +56,7 @@ from mmaction.registry import DATASETS, MODELS  # noqa: E402
 from mgenet_mm.datasets.transforms.feature_cache import (  # noqa: E402
     FEATURE_NEUTRAL_TRANSFORMS, FeatureCacheError, FeatureCacheReader, FeatureCacheWriter,
     WindowIndex, cache_checksum, extractor_config, transform_type, weights_checksum)
-from mgenet_mm.models.backbones.swin_cube_embed import split_init_cfg  # noqa: E402
+from mgenet_mm.models.frozen_parts import build_frozen_parts, random_frozen_parts  # noqa: E402
 from mgenet_mm.models.recognizers.mgenet import DEFAULT_PREPROCESSOR  # noqa: E402
 
 SPLITS = ('train', 'test')
@@ -134,27 +134,6 @@ def build_collate(collate_cfg: dict):
 
 
 # ----------------------------------------------------------------------------- model side
-def _quiet_init(module: torch.nn.Module) -> None:
-    """``init_weights()`` without mmengine's per-parameter report (hundreds of lines)."""
-    pretrained, _ = split_init_cfg(getattr(module, 'init_cfg', None))
-    source = pretrained['checkpoint'] if pretrained else 'random initialisation'
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        module.init_weights()
-    except Exception as error:
-        if pretrained is None:
-            raise
-        raise RuntimeError(f'cannot load the {type(module).__name__} weights from {source}: '
-                           f'{type(error).__name__}: {error}. Without network access, download '
-                           'the file elsewhere and point init_cfg.checkpoint at it in the model '
-                           'config') from error
-    finally:
-        logger.setLevel(level)
-    print_log(f'{type(module).__name__}: weights from {source}', logger='current')
-
-
 class FrozenExtractor:
     """The model's data preprocessor, cube embedding and scene encoder, with loaded weights.
 
@@ -163,29 +142,19 @@ class FrozenExtractor:
     """
 
     def __init__(self, model_cfg: dict, device: str, seed: int) -> None:
-        parts = dict(cube_embed=model_cfg.get('cube_embed'),
-                     scene_encoder=model_cfg.get('scene_encoder'))
-        random_parts = [name for name, part in parts.items()
-                        if part is not None and split_init_cfg(part.get('init_cfg'))[0] is None]
+        random_parts = random_frozen_parts(model_cfg)
         if random_parts:
             print_log(f'{random_parts} have no Pretrained checkpoint: random weights from seed '
                       f'{seed}; the cache matches a model only if it gets the same weights',
                       logger='current', level=logging.WARNING)
-        torch.manual_seed(seed)
         self.device = torch.device(device)
         self.preprocessor = MODELS.build(
             copy.deepcopy(model_cfg.get('data_preprocessor') or DEFAULT_PREPROCESSOR)).to(
                 self.device)
-        self.modules: Dict[str, Optional[torch.nn.Module]] = {}
-        for name, part in parts.items():
-            module = None
-            if part is not None:
-                module = MODELS.build(copy.deepcopy(part))
-                _quiet_init(module)
-                module.requires_grad_(False)
-                module.eval()  # mmaction backbones' eval() may return None: not chained
+        self.modules: Dict[str, Optional[torch.nn.Module]] = build_frozen_parts(model_cfg, seed)
+        for module in self.modules.values():
+            if module is not None:
                 module.to(self.device)
-            self.modules[name] = module
         if self.modules['cube_embed'] is None:
             raise ValueError('the model config has no cube_embed: there is nothing to cache')
         self.weights_checksum = weights_checksum(self.modules)

@@ -240,12 +240,37 @@ class PersonTubeCrop(BaseTransform):
                 f'pad_value={self.pad_value}, keypoint_key={self.keypoint_key!r})')
 
 
+def scene_frame_indices(total: int,
+                        mode: str = 'median',
+                        num_frames: int = 15,
+                        frame_index: int = 0,
+                        max_frames: Optional[int] = None) -> np.ndarray:
+    """Frames a :class:`SceneImage` reads from a clip of ``total`` frames.
+
+    ``'frame'``: frame ``frame_index`` (clamped to the last). ``'median'``: ``num_frames``
+    evenly spaced over ``0 .. min(total, max_frames) - 1``, both ends included, duplicates
+    removed (short clips give fewer).
+    """
+    if mode == 'frame':
+        return np.array([min(frame_index, total - 1)], dtype=np.int64)
+    span = total if max_frames is None else min(total, max_frames)
+    return np.unique(np.linspace(0, span - 1, num_frames).round().astype(np.int64))
+
+
+def median_scene(frames: Sequence[np.ndarray], size: Tuple[int, int]) -> np.ndarray:
+    """Per-pixel median of RGB frames, each resized to ``size`` (h, w) first: (h, w, 3) uint8."""
+    small = np.stack([resize_image(np.asarray(f), size) for f in frames])  # (N, h, w, 3)
+    if len(small) == 1:
+        return small[0]
+    return np.median(small, axis=0).round().astype(np.uint8)
+
+
 @TRANSFORMS.register_module()
 class SceneImage(BaseTransform):
     """The scene image of a window's clip, for the scene encoder.
 
     ``mode='median'`` (default): the per-pixel median of ``num_frames`` frames sampled evenly
-    over the clip, i.e. the clip's background with the moving people removed (each sampled
+    over the clip (over its first ``max_frames`` frames when given), i.e. the clip's background with the moving people removed (each sampled
     frame is resized to ``size`` first, which makes the median cheap and changes it little).
     ``mode='frame'``: frame ``frame_index`` of the clip (clamped to its last frame).
 
@@ -270,6 +295,10 @@ class SceneImage(BaseTransform):
         size (int | tuple): Output (height, width). Default 224.
         video_backend (str): ``'decord'`` or ``'opencv'``.
         cache_size (int): Clips kept; 0 disables the memo. Default 512.
+        max_frames (int, optional): Sample the median from frames ``0 .. max_frames - 1`` only,
+            so that the scene is known after the first ``max_frames`` frames of a stream (the
+            rule :mod:`mgenet_mm.apis` uses to score one video offline and as it arrives).
+            Default None: the whole clip.
     """
 
     MODES = ('median', 'frame')
@@ -280,12 +309,15 @@ class SceneImage(BaseTransform):
                  frame_index: int = 0,
                  size: Union[int, Tuple[int, int]] = 224,
                  video_backend: str = 'decord',
-                 cache_size: int = 512) -> None:
+                 cache_size: int = 512,
+                 max_frames: Optional[int] = None) -> None:
         if mode not in self.MODES:
             raise ValueError(f'mode must be one of {self.MODES}, got {mode!r}')
-        if num_frames < 1 or frame_index < 0 or cache_size < 0:
+        if (num_frames < 1 or frame_index < 0 or cache_size < 0
+                or (max_frames is not None and max_frames < 1)):
             raise ValueError(f'bad SceneImage settings num_frames={num_frames}, '
-                             f'frame_index={frame_index}, cache_size={cache_size}')
+                             f'frame_index={frame_index}, cache_size={cache_size}, '
+                             f'max_frames={max_frames}')
         if video_backend not in ('decord', 'opencv'):
             raise ValueError(f"video_backend must be 'decord' or 'opencv', got {video_backend!r}")
         self.mode = mode
@@ -294,6 +326,7 @@ class SceneImage(BaseTransform):
         self.size = _pair(size, 'size')
         self.video_backend = video_backend
         self.cache_size = cache_size
+        self.max_frames = max_frames
         prefix = 'Decord' if video_backend == 'decord' else 'OpenCV'
         self._video_decoder = [TRANSFORMS.build(dict(type=f'{prefix}Init')),
                                TRANSFORMS.build(dict(type=f'{prefix}Decode'))]
@@ -301,10 +334,8 @@ class SceneImage(BaseTransform):
         self._cache: 'OrderedDict[str, np.ndarray]' = OrderedDict()
 
     def _frame_indices(self, total: int) -> np.ndarray:
-        if self.mode == 'frame':
-            return np.array([min(self.frame_index, total - 1)], dtype=np.int64)
-        # evenly over the clip, first and last frame included; short clips give fewer frames
-        return np.unique(np.linspace(0, total - 1, self.num_frames).round().astype(np.int64))
+        return scene_frame_indices(total, self.mode, self.num_frames, self.frame_index,
+                                   self.max_frames)
 
     def _decode(self, results: Dict, frame_inds: np.ndarray) -> List[np.ndarray]:
         if 'frame_dir' in results:
@@ -323,10 +354,7 @@ class SceneImage(BaseTransform):
 
     def _compute(self, results: Dict) -> np.ndarray:
         frames = self._decode(results, self._frame_indices(int(results['total_frames'])))
-        small = np.stack([resize_image(np.asarray(f), self.size) for f in frames])  # (N, h, w, 3)
-        if len(small) == 1:
-            return small[0]
-        return np.median(small, axis=0).round().astype(np.uint8)
+        return median_scene(frames, self.size)
 
     def transform(self, results: Dict) -> Dict:
         key = results.get('frame_dir') or results.get('filename')
@@ -346,7 +374,8 @@ class SceneImage(BaseTransform):
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(mode={self.mode!r}, num_frames={self.num_frames}, '
                 f'frame_index={self.frame_index}, size={self.size}, '
-                f'video_backend={self.video_backend!r}, cache_size={self.cache_size})')
+                f'video_backend={self.video_backend!r}, cache_size={self.cache_size}, '
+                f'max_frames={self.max_frames})')
 
 
 @TRANSFORMS.register_module()

@@ -48,7 +48,9 @@ class VADAUCMetric(BaseMetric):
     ``process`` only keeps a few numbers per window; the results are written by
     ``compute_metrics`` to ``vad_results.json`` (every metric at full precision) and
     ``vad_frame_scores.npz`` (per clip, the final per-frame anomaly scores) in ``out_dir``, by
-    default the run's log folder under ``--work-dir``.
+    default the run's log folder under ``--work-dir``. ``vad_results.json`` also records each
+    component's range over the set (``component_ranges``) and the empty-frame ``fill_value``: with
+    them :mod:`mgenet_mm.apis` puts one video's scores on the scale of the evaluated set.
 
     Args:
         gt_dir (str): Folder of per-clip ground-truth masks.
@@ -224,10 +226,13 @@ class VADAUCMetric(BaseMetric):
                     per_kind = kind_aucs(alone['anomaly_scores'], kinds, self.kind_names)
                     metrics.update({f'{key}_{name}': value for key, value in per_kind.items()
                                     if not key.startswith('num_')})
-        self._write_results(metrics, final)
+        ranges = {name: [float(values.min()), float(values.max())]
+                  for name, values in scores.items() if values.size}
+        self._write_results(metrics, final, ranges)
         return metrics
 
-    def _write_results(self, metrics: Dict[str, float], final: Dict[str, Any]) -> None:
+    def _write_results(self, metrics: Dict[str, float], final: Dict[str, Any],
+                       component_ranges: Dict[str, List[float]]) -> None:
         out_dir = self.out_dir
         if out_dir is None:
             log_file = getattr(MMLogger.get_current_instance(), 'log_file', None)
@@ -240,7 +245,8 @@ class VADAUCMetric(BaseMetric):
                        per_clip_auc={k: float(v) for k, v in final['per_clip_auc'].items()},
                        score_weights=self.score_weights, normalize=self.normalize,
                        seg_len=self.seg_len, sigmas=list(self.sigmas), gt_dir=self.gt_dir,
-                       fill_value=float(final['fill_value']))
+                       fill_value=float(final['fill_value']),
+                       component_ranges=component_ranges)
         text = json.dumps(payload, indent=2).encode()
         atomic_write_bytes(osp.join(out_dir, 'vad_results.json'), lambda f: f.write(text))
         anomaly = {k: np.asarray(v, dtype=np.float64) for k, v in final['anomaly_scores'].items()}

@@ -87,7 +87,8 @@ class MGENetRecognizer(BaseRecognizer):
         sep_loss_weight (float): beta of eq. 12.
         train_cfg (dict, optional): ``levels`` (default both), ``update_memories`` (True).
         test_cfg (dict, optional): ``motion_score`` (``'diff'`` = eq. 13, or a Table 3
-            variant), ``mask_seed`` (seed of the complementary test masks, default 0).
+            variant), ``mask_seed`` (seed of the complementary test mask pair shared by all windows,
+            default 0).
         data_preprocessor (dict, optional): Defaults to :data:`DEFAULT_PREPROCESSOR`.
         init_cfg (dict, optional): mmengine init config.
     """
@@ -274,9 +275,14 @@ class MGENetRecognizer(BaseRecognizer):
         if self.with_appearance:
             f_b, w_b = self.behaviour_memory.read(e_b)
             f_u = self.appearance_head(f_b, self.token_grid)
+            # One mask pair, drawn from the seed and shared by every window: a window's S_app
+            # must not depend on its batch or its place in it (streaming scores one window at
+            # a time, the test loop many; distributed ranks split batches differently).
             generator = torch.Generator().manual_seed(self.mask_seed)
-            mask, complement = complementary_masks(self.mask_generator, tokens.shape[0],
-                                                   self.token_grid[0], generator=generator)
+            mask, complement = complementary_masks(self.mask_generator, 1, self.token_grid[0],
+                                                   generator=generator)  # (1, t*h*w) each
+            mask = mask.expand(tokens.shape[0], -1)  # (B, t*h*w)
+            complement = complement.expand(tokens.shape[0], -1)
             components['app'] = self.mask_head.appearance_score(
                 f_u, self._masked_features(tokens, mask.to(tokens.device)),
                 self._masked_features(tokens, complement.to(tokens.device)))
