@@ -1,4 +1,5 @@
 """Config adjustments shared by tools/train.py and tools/test.py."""
+import atexit
 import logging
 import os.path as osp
 
@@ -16,12 +17,92 @@ def set_work_dir(cfg: Config, work_dir: str, config_path: str) -> None:
 
 
 def resolve_dist_backend(cfg: Config) -> None:
-    """Use gloo when a config asks for nccl on a machine without CUDA (CPU-only multi-process
-    runs would otherwise fail inside ``init_process_group``)."""
-    dist_cfg = cfg.get('env_cfg', {}).get('dist_cfg', None)
-    if cfg.get('launcher', 'none') == 'none' or dist_cfg is None:
+    """Make a multi-process config runnable on a machine without CUDA.
+
+    Three things stand in the way of CPU-only runs under a launcher (e.g. torchrun through
+    ``tools/dist_train.sh``), each handled only when CUDA is unavailable:
+
+    - a config's nccl backend: gloo is used instead;
+    - mmengine 0.10.7's ``_init_dist_pytorch`` calls ``torch.cuda.set_device(local_rank)``
+      unconditionally ("Found no NVIDIA driver"): see :func:`install_cpu_dist_init`;
+    - mmengine's ``Runner.wrap_model`` passes ``device_ids=[local_rank]`` to
+      ``DistributedDataParallel``, which torch rejects for a CPU module: the config gets a
+      ``model_wrapper_cfg`` with ``device_ids=None`` (mmengine's defaults otherwise:
+      ``MMDistributedDataParallel``, ``broadcast_buffers=False``, ``find_unused_parameters``
+      from the config).
+
+    With any launcher, the process group is also destroyed at exit
+    (:func:`register_process_group_cleanup`).
+    """
+    if cfg.get('launcher', 'none') == 'none':
         return
-    if dist_cfg.get('backend') == 'nccl' and not torch.cuda.is_available():
+    register_process_group_cleanup()
+    if torch.cuda.is_available():
+        return
+    install_cpu_dist_init()
+    wrapper = cfg.get('model_wrapper_cfg', None)
+    if wrapper is None:
+        cfg.model_wrapper_cfg = dict(
+            type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+    else:
+        wrapper.setdefault('device_ids', None)
+    dist_cfg = cfg.get('env_cfg', {}).get('dist_cfg', None)
+    if dist_cfg is None:
+        return
+    if dist_cfg.get('backend') == 'nccl':
         dist_cfg['backend'] = 'gloo'
         print_log('CUDA is not available: using the gloo backend instead of nccl',
                   logger='current', level=logging.WARNING)
+
+
+def install_cpu_dist_init() -> bool:
+    """Let mmengine's pytorch launcher initialise the process group without CUDA.
+
+    Upstream defect: ``mmengine.dist.utils._init_dist_pytorch`` (0.10.7) calls
+    ``torch.cuda.set_device(local_rank)`` before ``init_process_group`` whenever no MLU/NPU/MUSA
+    is present, so ``tools/dist_train.sh`` dies with "Found no NVIDIA driver" on a CPU machine.
+    The replacement skips only that call, and only when CUDA is unavailable; with CUDA, or with
+    another ``init_backend``, mmengine's own function runs. Idempotent.
+
+    Returns:
+        bool: Whether the replacement is (now) installed.
+    """
+    from mmengine.dist import utils as dist_utils
+    original = dist_utils._init_dist_pytorch
+    if getattr(original, '_mgenet_cpu_safe', False):
+        return True
+
+    def _init_dist_pytorch(backend, init_backend='torch', **kwargs) -> None:
+        accelerators = (dist_utils.is_mlu_available(), dist_utils.is_npu_available(),
+                        dist_utils.is_musa_available())
+        if torch.cuda.is_available() or init_backend != 'torch' or any(accelerators):
+            return original(backend, init_backend=init_backend, **kwargs)
+        torch.distributed.init_process_group(backend=backend, **kwargs)
+
+    _init_dist_pytorch._mgenet_cpu_safe = True
+    dist_utils._init_dist_pytorch = _init_dist_pytorch
+    return True
+
+
+_CLEANUP_REGISTERED = False
+
+
+def _destroy_process_group() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def register_process_group_cleanup() -> None:
+    """Destroy the default process group when the process exits (once per process).
+
+    mmengine's ``Runner`` never destroys it. A rank that finishes first (e.g. rank 1 while rank 0
+    still writes the last checkpoint) then tears the gloo group down during interpreter shutdown,
+    which aborts now and then ("terminate called without an active exception", exit -6), and
+    torchrun answers by killing the other ranks, rank 0 in the middle of its checkpoint. No
+    barrier is added: a rank leaving after an error must not wait for the others.
+    """
+    global _CLEANUP_REGISTERED
+    if not _CLEANUP_REGISTERED:
+        atexit.register(_destroy_process_group)
+        _CLEANUP_REGISTERED = True

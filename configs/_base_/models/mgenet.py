@@ -58,3 +58,6 @@ model = dict(
     train_cfg=dict(levels=('motion', 'appearance')),
     test_cfg=dict(motion_score='diff', mask_seed=0),
     data_preprocessor=data_preprocessor)
+# Under DDP: some trainable parameters get no gradient in a step (H_u, since f_u is detached in
+# L_app; the parts of a level that train_cfg.levels leaves out), which DDP must be told about.
+find_unused_parameters = True

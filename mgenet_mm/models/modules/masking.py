@@ -153,6 +153,43 @@ class BlockMaskGenerator:
         return torch.stack([self(generator) for _ in range(batch_size)])
 
 
+def global_batch_share(mask_generator: BlockMaskGenerator,
+                       batch_size: int,
+                       rank: int = 0,
+                       world_size: int = 1,
+                       generator: Optional[torch.Generator] = None) -> Tensor:
+    """This rank's masks out of the masks of the whole global batch.
+
+    Draws ``batch_size * world_size`` masks, one per window of the global batch in sampler order,
+    and returns those of the windows this rank holds: mmengine's ``DefaultSampler`` deals the
+    windows out in turn (position ``p`` goes to rank ``p % world_size``), so rank ``r`` takes
+    masks ``r, r + world_size, ...``. Ranks seeded alike (mmengine's default) draw the same
+    stream, so
+
+    - the masks of a global batch are independent draws, where drawing ``batch_size`` masks per
+      rank would give every rank the same masks for different windows;
+    - one process with batch ``world_size * B`` gives each window the same mask as
+      ``world_size`` processes with batch B: distributed training follows the single-process
+      run (``tests/tools/test_distributed.py``).
+
+    The price is ``world_size`` times the (small) mask drawing per step on every rank.
+
+    Args:
+        mask_generator (BlockMaskGenerator): Draws the masks.
+        batch_size (int): This rank's batch size B (equal on all ranks).
+        rank (int): This rank. Defaults to 0.
+        world_size (int): Number of ranks. Defaults to 1 (then simply B masks).
+        generator (torch.Generator, optional): Source of randomness.
+
+    Returns:
+        Tensor: Shape (B, h, w), bool.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f'rank must be in [0, {world_size}), got {rank}')
+    masks = mask_generator.generate(batch_size * world_size, generator)
+    return masks[rank::world_size]
+
+
 def tube_mask(mask: Tensor, num_steps: int) -> Tensor:
     """Repeat spatial masks over time in :class:`SpaceTimeViT`'s (t, h, w) token order.
 

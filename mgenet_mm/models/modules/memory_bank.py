@@ -7,6 +7,7 @@ by :class:`MemoryBank` and by the behaviour-scene matching memory :class:`BSMM`.
 from typing import List, Optional, Tuple, Union
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmaction.registry import MODELS
@@ -56,14 +57,41 @@ def cosine_addressing(query: Tensor, items: Tensor, temperature: float = 1.) -> 
 
 
 @torch.no_grad()
+def item_increments(items: Tensor, queries: Tensor,
+                    temperature: float = 1.) -> Tuple[Tensor, Tensor]:
+    """The eq. 9 increments ``sum_{p in U_i} v_{p,i} q_p`` of every item, without autograd.
+
+    ``U_i`` holds the queries whose nearest item (largest addressing weight, i.e. largest cosine)
+    is ``i`` and ``v_{p,i}`` is the eq. 7 weight of query ``p`` on item ``i``: the softmax over
+    items of that query, taken with the items as they are. Increments of disjoint sets of queries
+    add up to the increment of their union (what a distributed update sums over ranks).
+
+    Args:
+        items (Tensor): Shape (N, C), unit rows.
+        queries (Tensor): Shape (Q, C).
+        temperature (float): Addressing temperature. Defaults to 1.
+
+    Returns:
+        tuple[Tensor, Tensor]: The increments (N, C) and how many queries each item took (N, ).
+    """
+    weights = cosine_addressing(queries, items, temperature)  # (Q, N)
+    nearest = weights.argmax(dim=1)  # (Q, )
+    # (Q, ) weight of each query on its own nearest item
+    nearest_weight = weights.gather(1, nearest[:, None]).squeeze(1)
+    increment = torch.zeros_like(items).index_add_(
+        0, nearest, nearest_weight[:, None].to(items.dtype) * queries.to(items.dtype))
+    counts = torch.bincount(nearest, minlength=items.shape[0])
+    return increment, counts
+
+
+@torch.no_grad()
 def updated_items(items: Tensor, queries: Tensor,
                   temperature: float = 1.) -> Tuple[Tensor, Tensor]:
     """Items after one eq. 9 update, computed without autograd.
 
-    ``m_i <- L2norm(m_i + sum_{p in U_i} v_{p,i} q_p)``, where ``U_i`` holds the queries whose
-    nearest item (largest addressing weight, i.e. largest cosine) is ``i`` and ``v_{p,i}`` is the
-    eq. 7 weight of query ``p`` on item ``i``: the softmax over items of that query, taken with the
-    items as they were before this update. Items no query chose are returned unchanged.
+    ``m_i <- L2norm(m_i + sum_{p in U_i} v_{p,i} q_p)`` (see :func:`item_increments`), with the
+    weights taken from the items as they were before this update. Items no query chose are
+    returned unchanged.
 
     Args:
         items (Tensor): Shape (N, C), unit rows.
@@ -73,14 +101,14 @@ def updated_items(items: Tensor, queries: Tensor,
     Returns:
         tuple[Tensor, Tensor]: The new items (N, C) and how many queries each item took (N, ).
     """
-    weights = cosine_addressing(queries, items, temperature)  # (Q, N)
-    nearest = weights.argmax(dim=1)  # (Q, )
-    # (Q, ) weight of each query on its own nearest item
-    nearest_weight = weights.gather(1, nearest[:, None]).squeeze(1)
-    increment = torch.zeros_like(items).index_add_(
-        0, nearest, nearest_weight[:, None].to(items.dtype) * queries.to(items.dtype))
-    counts = torch.bincount(nearest, minlength=items.shape[0])
+    increment, counts = item_increments(items, queries, temperature)
     return F.normalize(items + increment, dim=1), counts
+
+
+def _world_size() -> int:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    return 1
 
 
 def separateness_loss(query: Tensor, items: Tensor, margin: float) -> Tensor:
@@ -117,9 +145,16 @@ class MemoryBank(BaseModule):
     """Memory of ``num_items`` unit-norm items of length ``dim`` (behaviour or scene memory).
 
     - ``address`` / ``read``: eq. 7 addressing weights W and the read-out ``W @ M``.
-    - ``update``: eq. 9, without gradient (see :func:`updated_items` for the weights ``v``). All
-      queries of the batch take part. Under DDP the items are a buffer, which DDP broadcasts from
-      rank 0 at each forward by default, so rank 0's updates are the ones that persist.
+    - ``update``: eq. 9, without gradient (see :func:`item_increments` for the weights ``v``).
+      All queries of the batch take part; in a distributed run (``sync_updates``), all queries of
+      the *global* batch: each rank computes the increments of its own queries against the
+      (identical) items, the increments and counts are summed over the ranks, and every rank
+      applies the same update. The memories therefore stay identical on all ranks and equal
+      those of one process fed the whole global batch, up to float summation order. (mmengine
+      wraps models with ``broadcast_buffers=False``: without the sum each rank's items would
+      drift apart on its own shard until ``SyncBuffersHook`` averaged them, off the unit
+      sphere, at the end of the epoch.) Every rank must then call ``update`` in step, as
+      training does.
     - ``separateness_loss``: eq. 11 (see :func:`separateness_loss`: summed over queries,
       averaged over the batch).
 
@@ -134,6 +169,8 @@ class MemoryBank(BaseModule):
         temperature (float): Divisor of the cosine in eq. 7; 1 follows the paper.
             Defaults to 1.
         init_seed (int, optional): Seed of the initial items. Defaults to None.
+        sync_updates (bool): In a distributed run, sum the update over all ranks (above).
+            Defaults to True.
         init_cfg (dict or list[dict], optional): Initialization config. Defaults to None.
     """
 
@@ -143,12 +180,14 @@ class MemoryBank(BaseModule):
                  margin: float = 1.,
                  temperature: float = 1.,
                  init_seed: Optional[int] = None,
+                 sync_updates: bool = True,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.num_items = num_items
         self.dim = dim
         self.margin = margin
         self.temperature = temperature
+        self.sync_updates = sync_updates
         self.register_buffer('items', random_unit_items(num_items, dim, init_seed))
 
     def _check_query(self, query: Tensor) -> None:
@@ -188,16 +227,20 @@ class MemoryBank(BaseModule):
         """Write the queries into their nearest items, eq. 9, without autograd.
 
         Args:
-            query (Tensor): Shape (B, Q, C); all B*Q queries take part.
+            query (Tensor): Shape (B, Q, C); all B*Q queries take part (with ``sync_updates``
+                in a distributed run, those of every rank).
 
         Returns:
-            Tensor: How many queries each item took, shape (N, ).
+            Tensor: How many queries each item took, shape (N, ) (over all ranks when synced).
         """
         self._check_query(query)
         # (B, Q, C) -> (B*Q, C)
-        new_items, counts = updated_items(self.items, query.reshape(-1, self.dim),
-                                          self.temperature)
-        self.items.copy_(new_items)
+        increment, counts = item_increments(self.items, query.reshape(-1, self.dim),
+                                            self.temperature)
+        if self.sync_updates and _world_size() > 1:
+            dist.all_reduce(increment)  # sum over ranks: the global batch's increments
+            dist.all_reduce(counts)
+        self.items.copy_(F.normalize(self.items + increment, dim=1))
         return counts
 
     def separateness_loss(self, query: Tensor) -> Tensor:

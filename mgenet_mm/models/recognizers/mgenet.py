@@ -8,13 +8,14 @@ from __future__ import annotations
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
+from mmengine.dist import get_dist_info
 from torch import Tensor
 
 from mmaction.models import BaseRecognizer
 from mmaction.registry import MODELS
 from mmaction.utils import SampleList
 from ..heads.lsta_head import MOTION_SCORE_VARIANTS
-from ..modules.masking import complementary_masks, tube_mask
+from ..modules.masking import complementary_masks, global_batch_share, tube_mask
 from .stgnf_recognizer import pose_inputs
 
 LEVELS = ('motion', 'appearance')
@@ -229,8 +230,11 @@ class MGENetRecognizer(BaseRecognizer):
         if 'appearance' in self.levels:
             f_b, _ = self.behaviour_memory.read(e_b)  # (B, P, C_b)
             f_u = self.appearance_head(f_b, self.token_grid)  # (B, t, C_app)
-            mask = tube_mask(self.mask_generator.generate(tokens.shape[0]).to(tokens.device),
-                             self.token_grid[0])  # (B, P)
+            # This rank's share of masks drawn for the whole global batch: see
+            # global_batch_share (distributed runs follow the single-process run).
+            rank, world_size = get_dist_info()
+            masks = global_batch_share(self.mask_generator, tokens.shape[0], rank, world_size)
+            mask = tube_mask(masks.to(tokens.device), self.token_grid[0])  # (B, P)
             losses.update(self.mask_head.loss(self._masked_features(tokens, mask), f_u))
         if scene is not None:
             query = scene[:, None]  # (B, C_s) -> (B, 1, C_s): one query per window
@@ -249,18 +253,24 @@ class MGENetRecognizer(BaseRecognizer):
         return losses
 
     @torch.no_grad()
-    def write_bsmm(self, inputs: Dict[str, Tensor]) -> Tensor:
-        """One batch of the BSMM write pass (eq. 8-9), memories frozen.
-
-        Returns:
-            Tensor: (num_items,) how many windows were written into each item.
+    def bsmm_weights(self, inputs: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
+        """The addressing weights a batch writes into the BSMM: W_b (B, P, N_b), W_s (B, 1, N_s).
         """
         if self.bsmm is None:
             raise RuntimeError('this MGENet has no BSMM to write')
         e_b = self.backbone(self._tokens(inputs))
         w_b = self.behaviour_memory.address(e_b)  # (B, P, N_b)
         w_s = self.scene_memory.address(self._scene(inputs)[:, None])  # (B, 1, N_s)
-        return self.bsmm.write(w_b, w_s)
+        return w_b, w_s
+
+    @torch.no_grad()
+    def write_bsmm(self, inputs: Dict[str, Tensor]) -> Tensor:
+        """One batch of the BSMM write pass (eq. 8-9), memories frozen.
+
+        Returns:
+            Tensor: (num_items,) how many windows were written into each item.
+        """
+        return self.bsmm.write(*self.bsmm_weights(inputs))
 
     # ------------------------------------------------------------------ scoring
     @torch.no_grad()

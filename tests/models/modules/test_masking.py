@@ -76,3 +76,19 @@ def test_eq14_complementary_masks_split_every_window_in_exact_halves():
     # the same spatial mask at every time step
     per_step = mask.reshape(3, 5, 64)
     assert (per_step == per_step[:, :1]).all()
+
+
+def test_global_batch_share_gives_each_rank_its_windows_masks():
+    """Rank r of W takes masks r, r + W, ... of the global batch: the single-process masks of
+    the windows DefaultSampler deals it, and different masks on different ranks."""
+    from mgenet_mm.models.modules.masking import global_batch_share
+    generator = BlockMaskGenerator((4, 4))
+    single = generator.generate(6, torch.Generator().manual_seed(3))  # one process, batch 6
+    shares = [global_batch_share(generator, 3, rank, 2, torch.Generator().manual_seed(3))
+              for rank in range(2)]
+    assert torch.equal(shares[0], single[0::2]) and torch.equal(shares[1], single[1::2])
+    assert not torch.equal(shares[0], shares[1])
+    alone = global_batch_share(generator, 6, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(alone, single)
+    with pytest.raises(ValueError, match='rank'):
+        global_batch_share(generator, 3, rank=2, world_size=2)

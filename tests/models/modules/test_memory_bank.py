@@ -123,3 +123,27 @@ def test_eq11_needs_two_items_and_checks_shapes():
         MemoryBank(num_items=1, dim=2).separateness_loss(torch.zeros(1, 1, 2))
     with pytest.raises(ValueError, match='query'):
         MemoryBank(num_items=2, dim=2).address(torch.zeros(1, 2))
+
+
+def test_eq9_increments_of_shards_add_up_to_the_global_update():
+    """A distributed update sums per-rank increments: it equals the update of all queries."""
+    import torch.nn.functional as F
+
+    from mgenet_mm.models.modules.memory_bank import item_increments, updated_items
+    generator = torch.Generator().manual_seed(0)
+    items = F.normalize(torch.randn(8, 5, generator=generator), dim=1)
+    queries = torch.randn(24, 5, generator=generator)
+    whole, counts = updated_items(items, queries)
+    parts = [item_increments(items, shard) for shard in (queries[0::2], queries[1::2])]
+    summed = F.normalize(items + parts[0][0] + parts[1][0], dim=1)
+    torch.testing.assert_close(summed, whole, rtol=0, atol=1e-6)
+    assert torch.equal(parts[0][1] + parts[1][1], counts)
+
+
+def test_update_is_local_without_a_process_group():
+    from mgenet_mm.models.modules.memory_bank import updated_items
+    memory = MemoryBank(num_items=4, dim=3, init_seed=0)
+    assert memory.sync_updates
+    expected, _ = updated_items(memory.items.clone(), torch.ones(2, 3))
+    memory.update(torch.ones(1, 2, 3))
+    torch.testing.assert_close(memory.items, expected, rtol=0, atol=0)
