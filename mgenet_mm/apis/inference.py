@@ -33,8 +33,9 @@ from ..evaluation.functional.vad_scores import (DEFAULT_SIGMAS, fill_empty_frame
 from ..fileio import atomic_write_bytes
 from .pose_extraction import POSE_JSON_SUFFIX, Clip, ClipReader, PoseExtractor
 
-__all__ = ['Calibration', 'VideoScores', 'init_model', 'score_video', 'mix_components',
-           'frame_scores_from_windows', 'video_pipeline', 'model_kind', 'window_length']
+__all__ = ['Calibration', 'InferenceError', 'VideoScores', 'init_model', 'score_video',
+           'extract_video_poses', 'mix_components', 'frame_scores_from_windows',
+           'video_pipeline', 'model_kind', 'window_length']
 
 #: Decoding steps of a config's pipeline, replaced by the decoder that fits the input.
 _DECODE_STEPS = ('DecordInit', 'DecordDecode', 'OpenCVInit', 'OpenCVDecode', 'PyAVInit',
