@@ -14,6 +14,7 @@ import mgenet_mm  # noqa: E402,F401  shims + registration before configs are bui
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from mgenet_mm._compat import add_trust_argument, trust_from_args  # noqa: E402
 from mgenet_mm.engine import resolve_dist_backend, set_work_dir  # noqa: E402
 
 
@@ -29,6 +30,7 @@ def parse_args() -> argparse.Namespace:
         help='override config settings, key=value pairs, e.g. test_dataloader.batch_size=64')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    add_trust_argument(parser)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -43,7 +45,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.dump is not None:
         if not args.dump.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--dump must name a .pkl or .pickle file, got {args.dump}')
-        dump_metric = dict(type='DumpResults', out_file_path=args.dump)
+        dump_metric = dict(type='AtomicDumpResults', out_file_path=args.dump)
         if isinstance(cfg.test_evaluator, (list, tuple)):
             cfg.test_evaluator = [*cfg.test_evaluator, dump_metric]
         else:
@@ -59,8 +61,9 @@ def main() -> None:
     args = parse_args()
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
-    runner = Runner.from_cfg(cfg)
-    runner.test()
+    with trust_from_args(args):
+        runner = Runner.from_cfg(cfg)
+        runner.test()
 
 
 if __name__ == '__main__':

@@ -15,6 +15,7 @@ import mgenet_mm  # noqa: E402,F401  shims + registration before configs are bui
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from mgenet_mm._compat import add_trust_argument, trust_from_args  # noqa: E402
 from mgenet_mm.engine import resolve_dist_backend, set_work_dir  # noqa: E402
 
 
@@ -41,6 +42,7 @@ def parse_args() -> argparse.Namespace:
         help='override config settings, key=value pairs, e.g. train_cfg.max_epochs=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    add_trust_argument(parser)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args()
     if 'LOCAL_RANK' not in os.environ:
@@ -90,8 +92,9 @@ def main() -> None:
     args = parse_args()
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    with trust_from_args(args):
+        runner = Runner.from_cfg(cfg)
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -1,4 +1,6 @@
-# Runtime shared by every config: mmaction's default scope and hooks, checkpoints every epoch.
+# Runtime shared by every config: mmaction's default scope and hooks, checkpoints every epoch
+# (AtomicCheckpointHook: mmengine's CheckpointHook with kill-safe writes; RandomStateHook: the
+# random states in each checkpoint, so that --resume continues exactly; see mgenet_mm/engine).
 # dist_cfg says nccl; tools/train.py and tools/test.py fall back to gloo on machines without CUDA.
 default_scope = 'mmaction'
 custom_imports = dict(imports=['mgenet_mm'], allow_failed_imports=False)
@@ -8,9 +10,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20, ignore_last=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-    sync_buffers=dict(type='SyncBuffersHook'))
+    sync_buffers=dict(type='SyncBuffersHook'),
+    random_state=dict(type='RandomStateHook'))
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -57,6 +57,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..fileio import atomic_write_bytes
+
 __all__ = [
     'ANOMALIES', 'KIND_CODES', 'PRESETS', 'Camera', 'ClipPlan', 'BenchmarkPlan', 'PersonPlan',
     'PersonTrack', 'SceneSpec', 'SyntheticConfig', 'ClipRenderer', 'check_layout',
@@ -1773,13 +1775,15 @@ def generate_clip(clip: ClipPlan, cam: Camera, out: str, fps: int = 25,
             poses[str(p.pid)] = {f'{t:0{key_width}d}': v for t, v in sorted(obs.frames.items())}
     pose_dir = osp.join(out, 'pose', 'test' if test else 'train')
     os.makedirs(pose_dir, exist_ok=True)
-    with open(osp.join(pose_dir, f'{clip.name}_alphapose_tracked_person.json'), 'w') as f:
-        json.dump(poses, f)
+    text = json.dumps(poses).encode()
+    atomic_write_bytes(osp.join(pose_dir, f'{clip.name}_alphapose_tracked_person.json'),
+                       lambda f: f.write(text))
     mask, kinds = clip_ground_truth(renderer.tracks)
     if test:
         for sub, array in (('test_frame_mask', mask), ('test_frame_kinds', kinds)):
             os.makedirs(osp.join(out, 'gt', sub), exist_ok=True)
-            np.save(osp.join(out, 'gt', sub, f'{clip.name}.npy'), array)
+            atomic_write_bytes(osp.join(out, 'gt', sub, f'{clip.name}.npy'),
+                               lambda f, a=array: np.save(f, a))
     return _clip_meta(clip, renderer.tracks, observers, mask, kinds)
 
 
@@ -1918,8 +1922,9 @@ def generate_benchmark(cfg: SyntheticConfig, out: str, workers: int = 1,
             log(f'[{k + 1}/{len(jobs)}] {meta["split"]} {name}: {meta["frames"]} frames, '
                 f'{_describe(meta)} ({sec:.1f}s)')
     meta = _meta(plan, clips)
-    with open(osp.join(out, 'meta.json'), 'w') as f:
-        json.dump(meta, f, indent=1)
+    # Written last and atomically: its presence marks a finished benchmark (make_synthetic.py).
+    text = json.dumps(meta, indent=1).encode()
+    atomic_write_bytes(osp.join(out, 'meta.json'), lambda f: f.write(text))
     problems = check_layout(out)
     if problems:
         raise RuntimeError('generated benchmark fails its layout check:\n' + '\n'.join(problems))

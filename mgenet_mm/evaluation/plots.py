@@ -2,6 +2,7 @@
 histogram of normal against abnormal frames (Figure 6 style)."""
 from __future__ import annotations
 
+import os.path as osp
 from typing import Dict, Mapping, Optional, Sequence
 
 import matplotlib
@@ -10,7 +11,18 @@ matplotlib.use('Agg')  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..fileio import atomic_write_bytes  # noqa: E402
+
 KIND_COLOURS = {1: '#d62728', 2: '#9467bd', 3: '#ff7f0e'}
+
+
+def _save(figure, path: str) -> None:
+    """``savefig`` through a temporary file renamed into place (a kill leaves no half PNG)."""
+    fmt = osp.splitext(path)[1].lstrip('.').lower() or 'png'
+    try:
+        atomic_write_bytes(path, lambda f: figure.savefig(f, format=fmt, dpi=110))
+    finally:
+        plt.close(figure)
 
 
 def _shade_runs(axis, mask: np.ndarray, colour: str, label: Optional[str]) -> None:
@@ -62,8 +74,7 @@ def plot_score_curves(scores: Mapping[str, np.ndarray], gt: Mapping[str, np.ndar
     for axis in axes.ravel()[len(clips):]:
         axis.axis('off')
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def plot_score_histogram(scores: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray],
@@ -87,5 +98,4 @@ def plot_score_histogram(scores: Mapping[str, np.ndarray], gt: Mapping[str, np.n
         axis.set_title(title)
     axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _save(figure, path)

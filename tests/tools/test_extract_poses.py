@@ -381,3 +381,46 @@ def test_throughput_real_video(models, fixtures_dir):
     print(f'\nRTMDet-tiny + RTMPose-t (random weights, 1 person/frame), 768x576, CPU: '
           f'{fps:.2f} frames/s over {len(frames)} frames, {torch.get_num_threads()} threads')
     assert list(poses) == ["1"] and len(poses["1"]) == 10
+
+
+def test_tool_missing_pose_config(models, tmp_path, capsys):
+    tool = load_tool()
+    video = write_video(tmp_path / 'walk.avi', num_frames=2)
+    args = tool_args(models, video, tmp_path / 'pose')
+    args[args.index(POSE_CONFIG)] = str(tmp_path / 'no_such_pose.py')
+    capsys.readouterr()
+    assert tool.main(args) == 2
+    err = capsys.readouterr().err
+    assert 'pose config not found' in err and 'no_such_pose.py' in err
+
+
+class _RunsCode:
+    """Unpickling it creates the file ``marker`` (what an untrusted checkpoint could do)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f'open({self.marker!r}, "w").close()', )
+
+
+def test_tool_untrusted_checkpoint_needs_the_flag(models, tmp_path, capsys):
+    """A pose checkpoint that needs full unpickling: refused with the file and the flag named,
+    loaded with ``--trust-checkpoint`` (see mgenet_mm._compat)."""
+    marker = tmp_path / 'code_ran'
+    from mgenet_mm._compat import load_checkpoint_file
+    checkpoint = load_checkpoint_file(models['pose'], map_location='cpu')  # no flag needed
+    checkpoint['meta']['note'] = _RunsCode(marker)
+    untrusted = tmp_path / 'rtmpose_t_untrusted.pth'
+    torch.save(checkpoint, untrusted)
+    tool = load_tool()
+    video = write_video(tmp_path / 'walk.avi', num_frames=2)
+    args = tool_args(models, video, tmp_path / 'pose')
+    args[args.index(models['pose'])] = str(untrusted)
+    capsys.readouterr()
+    assert tool.main(args) == 2
+    err = capsys.readouterr().err
+    assert 'UntrustedCheckpointError' in err and str(untrusted) in err
+    assert '--trust-checkpoint' in err and not marker.exists()
+    assert tool.main(args + ['--trust-checkpoint']) == 0
+    assert marker.exists()

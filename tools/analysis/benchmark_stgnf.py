@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import mgenet_mm  # noqa: E402,F401
+from mgenet_mm._compat import add_trust_argument, trust_from_args  # noqa: E402
 from mgenet_mm.apis import score_pose_windows  # noqa: E402
 from mgenet_mm.datasets import PoseWindowDataset  # noqa: E402
 from mgenet_mm.evaluation.functional import (compute_vad_aucs, load_shanghaitech_gt,  # noqa: E402
@@ -98,7 +99,13 @@ def main() -> None:
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--runner', action='store_true',
                         help='also time the same evaluation through mmengine Runner')
+    add_trust_argument(parser)
     args = parser.parse_args()
+    with trust_from_args(args):
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
     torch.set_grad_enabled(False)
     print(f'torch threads: {torch.get_num_threads()}, peak RSS after imports: '
           f'{peak_rss_mb():.0f} MB')

@@ -53,6 +53,7 @@ from mmengine.registry import FUNCTIONS, init_default_scope  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from mmaction.registry import DATASETS, MODELS  # noqa: E402
+from mgenet_mm._compat import add_trust_argument, trust_from_args  # noqa: E402
 from mgenet_mm.datasets.transforms.feature_cache import (  # noqa: E402
     FEATURE_NEUTRAL_TRANSFORMS, FeatureCacheError, FeatureCacheReader, FeatureCacheWriter,
     WindowIndex, cache_checksum, extractor_config, transform_type, weights_checksum)
@@ -85,6 +86,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         '(exit 1 when any); with --rebuild, then rewrite them')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value pairs')
+    add_trust_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -393,8 +395,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     init_default_scope(cfg.get('default_scope', 'mmaction'))
     splits = SPLITS if args.split == 'both' else (args.split, )
     status = 0
-    for split in splits:
-        status = max(status, extract_split(cfg, split, args))
+    with trust_from_args(args):
+        for split in splits:
+            status = max(status, extract_split(cfg, split, args))
     return status
 
 

@@ -25,7 +25,8 @@ from typing import List, Optional
 # Run from a checkout without installing the package.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-import mgenet_mm  # noqa: E402,F401  shims (trusted local checkpoint loader) first
+import mgenet_mm  # noqa: E402,F401  shims (checkpoint loaders under the trust policy) first
+from mgenet_mm._compat import add_trust_argument, trust_from_args  # noqa: E402
 from mgenet_mm.apis.pose_extraction import (  # noqa: E402
     DEFAULT_DET_CHECKPOINT, DEFAULT_DET_CONFIG, DEFAULT_POSE_CHECKPOINT, DEFAULT_POSE_CONFIG,
     PoseExtractionError, PoseExtractor, run_pose_extraction)
@@ -91,25 +92,27 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--non-strict', action='store_true',
         help='load checkpoints whose keys do not all fit their configs (with a warning)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
+    add_trust_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
-        extractor = PoseExtractor.from_config(
-            det_config=args.det_config,
-            det_checkpoint=args.det_checkpoint,
-            pose_config=args.pose_config,
-            pose_checkpoint=args.pose_checkpoint,
-            device=args.device or default_device(),
-            det_thr=args.det_thr,
-            nms_thr=args.nms_thr,
-            det_cat_id=args.det_cat_id,
-            strict=not args.non_strict,
-            tracker=dict(match_thr=args.track_thr, max_missing=args.max_missing,
-                         oks_weight=args.oks_weight),
-            score_mode=args.score_mode)
+        with trust_from_args(args):  # --trust-checkpoint: see mgenet_mm._compat
+            extractor = PoseExtractor.from_config(
+                det_config=args.det_config,
+                det_checkpoint=args.det_checkpoint,
+                pose_config=args.pose_config,
+                pose_checkpoint=args.pose_checkpoint,
+                device=args.device or default_device(),
+                det_thr=args.det_thr,
+                nms_thr=args.nms_thr,
+                det_cat_id=args.det_cat_id,
+                strict=not args.non_strict,
+                tracker=dict(match_thr=args.track_thr, max_missing=args.max_missing,
+                             oks_weight=args.oks_weight),
+                score_mode=args.score_mode)
         results = run_pose_extraction(extractor, args.input, args.out_dir,
                                       overwrite=args.overwrite,
                                       show_progress=not args.no_progress)

@@ -1,3 +1,5 @@
+from .atomic_checkpoint_hook import AtomicCheckpointHook, AtomicLocalBackend
 from .bsmm_write_hook import BSMMWriteHook
+from .random_state_hook import RandomStateHook
 
-__all__ = ['BSMMWriteHook']
+__all__ = ['AtomicCheckpointHook', 'AtomicLocalBackend', 'BSMMWriteHook', 'RandomStateHook']

@@ -1,3 +1,4 @@
+from .dump_results import AtomicDumpResults
 from .vad_metric import VADAUCMetric
 
-__all__ = ['VADAUCMetric']
+__all__ = ['AtomicDumpResults', 'VADAUCMetric']

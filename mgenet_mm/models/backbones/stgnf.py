@@ -912,15 +912,17 @@ class FlowSequence(nn.Module):
 # Checkpoint helpers
 # --------------------------------------------------------------------------------------------
 def _load_checkpoint_file(path: str, map_location: Union[str, torch.device] = 'cpu') -> Any:
-    """Read a checkpoint file in full (trusted load).
+    """Read a checkpoint file under the project's checkpoint trust policy.
 
-    The official STG-NF checkpoints pickle an ``argparse.Namespace`` (and optimizer state)
-    next to the weights, which ``torch.load(weights_only=True)`` refuses. They are therefore
-    unpickled with ``weights_only=False``: only point this at files you trust as you would a
-    script. Non-local paths (http, s3, ...) go through mmengine's ``CheckpointLoader``.
+    Local files go through :func:`mgenet_mm._compat.load_checkpoint_file`: weights-only
+    unpickling with an allowlist that covers the ``argparse.Namespace`` the official STG-NF
+    checkpoints pickle next to their weights, and mmengine's own checkpoints; anything else needs
+    ``--trust-checkpoint`` (see :mod:`mgenet_mm._compat`). Non-local paths (http, s3, ...) go
+    through mmengine's ``CheckpointLoader`` (the same policy for http).
     """
+    from mgenet_mm._compat import load_checkpoint_file
     if osp.isfile(osp.expanduser(path)):
-        return torch.load(osp.expanduser(path), map_location=map_location, weights_only=False)
+        return load_checkpoint_file(path, map_location=map_location)
     if '://' in path:
         from mmengine.runner.checkpoint import CheckpointLoader
         return CheckpointLoader.load_checkpoint(path, map_location=map_location)
@@ -1086,9 +1088,9 @@ class STGNF(BaseModule):
                                  **overrides: Any) -> 'STGNF':
         """Build the model from an official checkpoint's ``args`` and load its weights strictly.
 
-        The file is unpickled in full (``weights_only=False``) because it stores an
-        ``argparse.Namespace``; only use trusted files. The returned model is in training mode
-        like any new module: call ``.eval()`` for scoring.
+        The file's ``args`` (an ``argparse.Namespace``) is on the weights-only allowlist of
+        :mod:`mgenet_mm._compat`, so official files load without ``--trust-checkpoint``. The
+        returned model is in training mode like any new module: call ``.eval()`` for scoring.
 
         Args:
             path (str): Checkpoint path (e.g. ``ShanghaiTech_85_9.tar``).
@@ -1113,11 +1115,11 @@ class STGNF(BaseModule):
                                  check_args: bool = True) -> 'STGNF':
         """Load weights from an official STG-NF checkpoint (or any checkpoint of this module).
 
-        Trusted load: the file is unpickled with ``weights_only=False`` because official
-        checkpoints pickle an ``argparse.Namespace`` under ``args``. The weights are taken from
-        ``checkpoint['state_dict']`` (or the file itself if it is a bare state dict). ActNorm
-        layers whose parameters were loaded are marked initialised, so evaluation never
-        re-initialises them from data.
+        Loaded under the checkpoint trust policy of :mod:`mgenet_mm._compat` (official
+        checkpoints, with their ``argparse.Namespace`` under ``args``, need no flag). The weights
+        are taken from ``checkpoint['state_dict']`` (or the file itself if it is a bare state
+        dict). ActNorm layers whose parameters were loaded are marked initialised, so evaluation
+        never re-initialises them from data.
 
         Args:
             path (str): Checkpoint path.
