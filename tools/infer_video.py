@@ -48,6 +48,8 @@ import mgenet_mm  # noqa: E402,F401  shims + registration before configs are bui
 import numpy as np  # noqa: E402
 from mmengine.config import DictAction  # noqa: E402
 
+from mgenet_mm._compat import (UntrustedCheckpointError, add_trust_argument,  # noqa: E402
+                               trust_from_args)
 from mgenet_mm.apis.inference import (Calibration, InferenceError,  # noqa: E402
                                       VideoScores, init_model, score_video)
 from mgenet_mm.apis.pose_extraction import (  # noqa: E402
@@ -99,6 +101,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='person detection score threshold (default: %(default)s)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override model config settings, key=value pairs')
+    add_trust_argument(parser)
     args = parser.parse_args(argv)
     if args.camera:
         args.stream = True
@@ -265,11 +268,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
         os.makedirs(args.out_dir, exist_ok=True)
-        model = init_model(args.config, args.checkpoint, device=args.device,
-                           cfg_options=args.cfg_options, frozen_seed=args.frozen_seed)
-        name = clip_name(args)
-        return run_stream(args, model, name) if args.stream else run_offline(args, model, name)
-    except (InferenceError, PoseExtractionError, FileNotFoundError) as error:
+        with trust_from_args(args):
+            model = init_model(args.config, args.checkpoint, device=args.device,
+                               cfg_options=args.cfg_options, frozen_seed=args.frozen_seed)
+            name = clip_name(args)
+            if args.stream:
+                return run_stream(args, model, name)
+            return run_offline(args, model, name)
+    except (InferenceError, PoseExtractionError, FileNotFoundError,
+            UntrustedCheckpointError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
 

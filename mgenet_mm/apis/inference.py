@@ -62,6 +62,10 @@ def init_model(config: Union[str, Any],
     ``frozen_seed`` (its ``--seed``), so that raw frames give the features the model was
     trained on.
 
+    Checkpoints load under the project's trust policy (:mod:`mgenet_mm._compat`): tensors,
+    numpy data and mmengine's own records only, unless loaded inside
+    ``mgenet_mm._compat.trust_checkpoints()``.
+
     Args:
         config (str | Config): Config file or object.
         checkpoint (str, optional): Trained weights (path or URL). Without one, the model keeps

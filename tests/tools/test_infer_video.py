@@ -17,6 +17,7 @@ from mgenet_mm.apis import init_model
 from tests.apis.test_inference import (MGENET_DEMO_CONFIG, STGNF_DEMO_CONFIG, mgenet_checkpoint,
                                        one_torch_thread, scene, write_scene)  # noqa: F401
 from tests.conftest import REPO, run_tool
+from tests.test_checkpoint_trust import _evil_checkpoint
 from tests.tools.test_extract_poses import DET_CONFIG, POSE_CONFIG, models  # noqa: F401
 
 GUIDANCE_OFF = ['--cfg-options', 'model.guidance.init_cfg=None']
@@ -157,6 +158,13 @@ def test_bad_inputs(tool, models, stgnf_checkpoint, scene, short_video, tmp_path
     code, printed = error_of([MGENET_DEMO_CONFIG, stgnf_checkpoint, short_video, '--poses',
                               scene['pose_path'], '--out-dir', out, *GUIDANCE_OFF])
     assert code == 1 and 'does not fit' in printed.err and 'stgnf_demo.pth' in printed.err
+
+    # A checkpoint that pickles code: refused without --trust-checkpoint, nothing run.
+    evil, marker = _evil_checkpoint(tmp_path)
+    code, printed = error_of([STGNF_DEMO_CONFIG, str(evil), short_video, '--poses',
+                              scene['pose_path'], '--out-dir', out])
+    assert code == 1 and 'evil.pth' in printed.err and '--trust-checkpoint' in printed.err
+    assert not marker.exists()
 
     # Nobody in the video: an empty pose file, a message, every frame the fill score.
     code, printed = error_of([STGNF_DEMO_CONFIG, stgnf_checkpoint, short_video, '--out-dir',
