@@ -1,4 +1,5 @@
 """Shared test fixtures: where the read-only reference data lives and how to run the tools."""
+import importlib.util
 import os
 import subprocess
 import sys
@@ -9,6 +10,23 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get('MGENET_SHARED', REPO.parent / 'shared'))
 FIXTURES = SHARED / 'fixtures'
+
+
+@pytest.fixture(scope='session')
+def _initial_default_scopes() -> dict:
+    from mmengine.registry import DefaultScope
+    return dict(DefaultScope._instance_dict)
+
+
+@pytest.fixture(autouse=True)
+def restore_default_scope(_initial_default_scopes):
+    """After each test, put mmengine's global default scope back as the session found it: mmdet
+    and mmpose models (also those of module-scoped fixtures) switch it to theirs, and a later
+    test's registry lookups must not depend on the order tests run in."""
+    from mmengine.registry import DefaultScope
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(_initial_default_scopes)
 
 
 @pytest.fixture(scope='session')
@@ -29,3 +47,13 @@ def run_tool(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedP
         pytest.fail(f'{" ".join(args)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}'
                     f'\n--- stderr\n{proc.stderr[-6000:]}')
     return proc
+
+
+def load_tool(relative: str):
+    """Import a script under the repository (e.g. ``'tools/infer_video.py'``) as a module, to
+    call its functions and ``main`` in-process."""
+    spec = importlib.util.spec_from_file_location(
+        'tool_' + relative.replace('/', '_').replace('.', '_'), REPO / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

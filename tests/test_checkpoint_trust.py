@@ -2,7 +2,6 @@
 full unpickling only with ``--trust-checkpoint`` / ``MGENET_TRUST_CHECKPOINTS=1`` /
 ``trust_checkpoints()``."""
 import argparse
-import importlib.util
 import os
 import pickle
 import sys
@@ -18,7 +17,7 @@ from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 from mgenet_mm import _compat
 from mgenet_mm._compat import (TRUST_ENV, UntrustedCheckpointError, set_checkpoint_trust,
                                trust_checkpoints)
-from tests.conftest import REPO, run_tool
+from tests.conftest import REPO, load_tool, run_tool
 
 
 class _Payload:
@@ -201,11 +200,7 @@ def test_downloaded_checkpoints_follow_the_same_policy(tmp_path: Path, monkeypat
 
 
 def _load_script(relative: str):
-    spec = importlib.util.spec_from_file_location(
-        'tool_' + relative.replace('/', '_').replace('.', '_'), REPO / relative)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(relative)
 
 
 @pytest.mark.parametrize('tool,argv', [

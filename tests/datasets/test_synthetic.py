@@ -1,6 +1,5 @@
 """The synthetic benchmark generator: layout, determinism, pose/pixel agreement, anomaly plan."""
 import hashlib
-import importlib.util
 import json
 import os
 import time
@@ -18,7 +17,7 @@ from mgenet_mm.datasets.synthetic import (ANOMALIES, APPEARANCE_EVENTS, HAIRS, K
                                           VISIBLE, ClipRenderer, check_layout, expected_files,
                                           generate_benchmark, plan_benchmark, plan_meta,
                                           preset_config)
-from tests.conftest import REPO, run_tool
+from tests.conftest import REPO, load_tool, run_tool
 
 SHOULDERS, HIPS = (5, 6), (11, 12)
 
@@ -265,11 +264,7 @@ def test_anomalies_are_not_given_away_by_clothing(default_plan) -> None:
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'make_synthetic', REPO / 'tools' / 'data' / 'make_synthetic.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/data/make_synthetic.py')
 
 
 @pytest.mark.slow

@@ -1,5 +1,4 @@
 """tools/data/extract_features.py on a tiny generated sample: round trip, parity, resume, repair."""
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -15,18 +14,14 @@ import mgenet_mm  # noqa: F401,I001
 from mmaction.registry import DATASETS, MODELS
 
 from mgenet_mm.datasets.transforms.feature_cache import FeatureCacheError, shard_name
-from tests.conftest import REPO
+from tests.conftest import load_tool
 
 SEG_LEN = 8
 TUBE = 32  # person tubes of 32x32 pixels -> 4x4 cube tokens
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location('extract_features',
-                                                  REPO / 'tools' / 'data' / 'extract_features.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/data/extract_features.py')
 
 
 TOOL = _tool()

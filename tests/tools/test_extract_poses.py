@@ -6,7 +6,6 @@ loaded back through the tool. Random weights find nobody, so the detections are 
 two ways: a stub detector feeding the real pose model (tracking and JSON layout), and detector
 weights set so that its output does not depend on the image (the real path end to end).
 """
-import importlib.util
 import itertools
 import json
 import os
@@ -24,7 +23,7 @@ from mgenet_mm.apis.pose_extraction import (CheckpointMismatchError, Clip, ClipR
                                             PoseExtractionError, PoseExtractor, find_clips,
                                             pose_json_path, resolve_config, run_pose_extraction)
 from mgenet_mm.datasets.pose_utils import read_tracked_pose_json
-from tests.conftest import REPO, run_tool
+from tests.conftest import REPO, load_tool, run_tool
 
 DET_CONFIG = 'mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py'
 POSE_CONFIG = 'mmpose::body_2d_keypoint/rtmpose/coco/rtmpose-t_8xb256-420e_coco-256x192.py'
@@ -34,12 +33,7 @@ HAND_CONFIG = ('mmpose::hand_2d_keypoint/rtmpose/hand5/'
 FIRE_SCORE = float(torch.sigmoid(torch.tensor(3.0)))
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'extract_poses_tool', REPO / 'tools' / 'data' / 'extract_poses.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = 'tools/data/extract_poses.py'
 
 
 def save_checkpoint(model, path: Path) -> str:
@@ -281,7 +275,7 @@ def test_controlled_detector(models):
 
 
 def test_tool_end_to_end_real_models(models, tmp_path, capsys):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     video = write_video(tmp_path / 'walk.avi', num_frames=3)
     out = tmp_path / 'pose'
     assert tool.main(tool_args(models, video, out)) == 0
@@ -301,7 +295,7 @@ def test_tool_end_to_end_real_models(models, tmp_path, capsys):
 
 
 def test_tool_bad_inputs(models, tmp_path, capsys):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     video = write_video(tmp_path / 'walk.avi', num_frames=2)
     out = tmp_path / 'pose'
 
@@ -384,7 +378,7 @@ def test_throughput_real_video(models, fixtures_dir):
 
 
 def test_tool_missing_pose_config(models, tmp_path, capsys):
-    tool = load_tool()
+    tool = load_tool(TOOL)
     video = write_video(tmp_path / 'walk.avi', num_frames=2)
     args = tool_args(models, video, tmp_path / 'pose')
     args[args.index(POSE_CONFIG)] = str(tmp_path / 'no_such_pose.py')
@@ -413,7 +407,7 @@ def test_tool_untrusted_checkpoint_needs_the_flag(models, tmp_path, capsys):
     checkpoint['meta']['note'] = _RunsCode(marker)
     untrusted = tmp_path / 'rtmpose_t_untrusted.pth'
     torch.save(checkpoint, untrusted)
-    tool = load_tool()
+    tool = load_tool(TOOL)
     video = write_video(tmp_path / 'walk.avi', num_frames=2)
     args = tool_args(models, video, tmp_path / 'pose')
     args[args.index(models['pose'])] = str(untrusted)

@@ -1,21 +1,15 @@
 """tools/analysis/feature_probe.py: the nearest-neighbour probe's maths on small arrays."""
-import importlib.util
 
 import numpy as np
 
-from tests.conftest import REPO
+from tests.conftest import load_tool
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'feature_probe_tool', REPO / 'tools' / 'analysis' / 'feature_probe.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = 'tools/analysis/feature_probe.py'
 
 
 def test_knn_distance_is_the_mean_of_the_k_smallest_distances():
-    tool = load_tool()
+    tool = load_tool(TOOL)
     rng = np.random.default_rng(0)
     train = rng.normal(size=(50, 6)).astype(np.float32)
     test = rng.normal(size=(7, 6)).astype(np.float32)
@@ -29,7 +23,7 @@ def test_knn_distance_is_the_mean_of_the_k_smallest_distances():
 
 
 def test_evaluate_follows_the_protocol():
-    tool = load_tool()
+    tool = load_tool(TOOL)
     # One clip of 40 frames, frames 20..29 abnormal (kind 1); one person, T = 4: the window
     # starting at s scores frame s + 2. Anomalous windows centred inside the abnormal run.
     gt = {'c': np.zeros(40, np.int64)}

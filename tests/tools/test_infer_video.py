@@ -4,7 +4,6 @@ Poses come either from a given JSON or from the random-weight RTMDet-tiny/RTMPos
 ``test_extract_poses`` (saved in their real checkpoint formats), so the whole path runs here
 without downloads.
 """
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,24 +15,19 @@ import torch
 from mgenet_mm.apis import init_model
 from tests.apis.test_inference import (MGENET_DEMO_CONFIG, STGNF_DEMO_CONFIG, mgenet_checkpoint,
                                        one_torch_thread, scene, write_scene)  # noqa: F401
-from tests.conftest import REPO, run_tool
+from tests.conftest import REPO, load_tool, run_tool
 from tests.test_checkpoint_trust import _evil_checkpoint
 from tests.tools.test_extract_poses import DET_CONFIG, POSE_CONFIG, models  # noqa: F401
 
 GUIDANCE_OFF = ['--cfg-options', 'model.guidance.init_cfg=None']
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('infer_video_tool',
-                                                  REPO / 'tools' / 'infer_video.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+TOOL = 'tools/infer_video.py'
 
 
 @pytest.fixture(scope='module')
 def tool():
-    return load_tool()
+    return load_tool(TOOL)
 
 
 @pytest.fixture(scope='module')

@@ -94,28 +94,9 @@ class FeatureCacheError(RuntimeError):
 
 
 def _atomic_write(path: str, writer) -> None:
-    """:func:`atomic_write_bytes`, then the permissions of an ordinary new file.
-
-    The temporary file is created private (0600); a cache is usually shared, so the published
-    file gets ``0666 & ~umask`` like the shards that numpy writes.
-    """
+    """:func:`atomic_write_bytes` (the published file gets ordinary ``0666 & ~umask``
+    permissions, like the shards numpy writes: a cache is usually shared)."""
     atomic_write_bytes(path, writer)
-    os.chmod(path, 0o666 & ~_umask())
-
-
-def _umask() -> int:
-    """The process umask, read without changing it where Linux allows (threads may be writing
-    files meanwhile)."""
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('Umask:'):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return umask
 
 
 def shard_name(shard: int) -> str:
