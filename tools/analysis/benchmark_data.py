@@ -32,7 +32,7 @@ import resource
 import sys
 import tempfile
 import time
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
@@ -98,6 +98,44 @@ def timed(fn, *args) -> float:
     return time.perf_counter() - start
 
 
+def sample_dataset(root: str, seg_len: int, pipeline: List[dict]):
+    """The windows of the sample written by :func:`make_sample` under ``root`` (stride 6, as
+    in training), through ``pipeline``; also returns the dataset config without pipeline."""
+    dataset_cfg = dict(type='MGENetWindowDataset', layout='own', data_root=root,
+                       pose_dir='pose', video_dir='videos', seg_len=seg_len, stride=6)
+    return DATASETS.build(dict(dataset_cfg, pipeline=pipeline)), dataset_cfg
+
+
+def load_windows(dataset, order) -> Tuple[float, List[dict]]:
+    """Load ``dataset[i]`` for every ``i`` of ``order``: (windows/s, the items)."""
+    items: List[dict] = []
+    seconds = timed(lambda: items.extend(dataset[int(i)] for i in order))
+    return len(order) / seconds, items
+
+
+def write_feature_cache(cache_dir: str, keys: List, tokens: np.ndarray, scene: np.ndarray,
+                        seg_len: int) -> None:
+    """A feature cache in the extractor's format holding ``tokens`` (n, C, t, h, w) for the
+    windows ``keys`` (in that order) and one scene feature row."""
+    index = WindowIndex.from_windows(keys)
+    writer = FeatureCacheWriter(cache_dir, shard_size=max(len(keys) // 4, 1))
+    writer.open(index, dict(config_checksum='benchmark', weights_checksum='random',
+                            seg_len=seg_len), {})
+    for shard in writer.pending_shards():
+        rows = writer.shard_windows(shard)
+        with writer.shard(shard) as out:
+            out.write(0, tokens[rows.start:rows.stop])
+    writer.write_scene(scene)
+    writer.finish(with_scene=True)
+
+
+def cached_pipeline(cache_dir: str, fly_pipeline: List[dict]) -> List[dict]:
+    """The on-the-fly pipeline with decoding, cropping and scene images replaced by the cache."""
+    return [dict(type='LoadCachedFeatures', cache_dir=cache_dir)] + [
+        step for step in fly_pipeline
+        if step['type'] in ('NormalizePoseWindow', 'PackMGENetInputs')]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -123,18 +161,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as root:
         clip = make_sample(args.video, root, args.persons, args.seed)
-        dataset_cfg = dict(type='MGENetWindowDataset', layout='own', data_root=root,
-                           pose_dir='pose', video_dir='videos', seg_len=seg_len, stride=6)
-        dataset = DATASETS.build(dict(dataset_cfg, pipeline=fly_pipeline))
+        dataset, dataset_cfg = sample_dataset(root, seg_len, fly_pipeline)
         order = np.random.default_rng(args.seed).permutation(len(dataset))[:args.windows]
         n = len(order)
         print(f'{clip}: {len(dataset)} windows of T={seg_len} ({args.persons} persons, stride '
               f'6); timing {n} in shuffled order, batches of {args.batch_size}')
 
         # (a) decoding + tube crop + scene image, the on-the-fly pipeline
-        items: List[dict] = []
-        seconds = timed(lambda: items.extend(dataset[int(i)] for i in order))
-        rates['a_decode_crop'] = n / seconds
+        rates['a_decode_crop'], items = load_windows(dataset, order)
         rss['a'] = peak_rss_mb()
         tube_shape = tuple(items[0]['inputs']['imgs'].shape)
         scene_shape = tuple(items[0]['inputs']['scene'].shape)
@@ -161,25 +195,13 @@ def main() -> None:
         # (c) the same windows from a feature cache in the extractor's format
         cache_dir = osp.join(root, 'cache')
         full_index = WindowIndex.from_windows(dataset.window_keys())
-        index = WindowIndex.from_windows([dataset.window_keys()[i] for i in order])
-        writer = FeatureCacheWriter(cache_dir, shard_size=max(n // 4, 1))
-        writer.open(index, dict(config_checksum='benchmark', weights_checksum='random',
-                                seg_len=seg_len), {})
-        for shard in writer.pending_shards():
-            rows = writer.shard_windows(shard)
-            with writer.shard(shard) as out:
-                out.write(0, tokens[rows.start:rows.stop])
-        writer.write_scene(scenes[0][:1].numpy())
-        writer.finish(with_scene=True)
-        cached_pipeline = [dict(type='LoadCachedFeatures', cache_dir=cache_dir)] + [
-            step for step in fly_pipeline
-            if step['type'] in ('NormalizePoseWindow', 'PackMGENetInputs')]
-        cached = DATASETS.build(dict(dataset_cfg, pipeline=cached_pipeline))
-        cached_items: List[dict] = []
-        seconds = timed(lambda: cached_items.extend(cached[int(i)] for i in order))
-        rates['c_cache_first'] = n / seconds  # each shard's sha256 checked on first open
-        seconds = timed(lambda: [cached[int(i)] for i in order])
-        rates['c_cache_warm'] = n / seconds
+        write_feature_cache(cache_dir, [dataset.window_keys()[i] for i in order], tokens,
+                            scenes[0][:1].numpy(), seg_len)
+        cached = DATASETS.build(dict(dataset_cfg,
+                                     pipeline=cached_pipeline(cache_dir, fly_pipeline)))
+        # each shard's sha256 checked on first open
+        rates['c_cache_first'], cached_items = load_windows(cached, order)
+        rates['c_cache_warm'], _ = load_windows(cached, order)
         rss['c'] = peak_rss_mb()
         np.testing.assert_allclose(cached_items[0]['inputs']['tokens'].numpy(), tokens[0],
                                    rtol=2e-3, atol=2e-3)
