@@ -15,7 +15,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from mgenet_mm._compat import add_trust_argument, trust_from_args  # noqa: E402
-from mgenet_mm.engine import resolve_dist_backend, set_work_dir  # noqa: E402
+from mgenet_mm.engine import finish_distributed, resolve_dist_backend, set_work_dir  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -64,6 +64,7 @@ def main() -> None:
     with trust_from_args(args):
         runner = Runner.from_cfg(cfg)
         runner.test()
+    finish_distributed()
 
 
 if __name__ == '__main__':

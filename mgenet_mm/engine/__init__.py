@@ -1,4 +1,4 @@
-from .config_utils import resolve_dist_backend, set_work_dir
+from .config_utils import finish_distributed, resolve_dist_backend, set_work_dir
 from .hooks import *  # noqa: F401,F403
 
-__all__ = ['resolve_dist_backend', 'set_work_dir']
+__all__ = ['finish_distributed', 'resolve_dist_backend', 'set_work_dir']
