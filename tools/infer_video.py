@@ -14,7 +14,9 @@ when poses were extracted.
 rolling window per track and prints each frame's score as soon as it is final, with the
 per-frame compute time and the delay in frames; it needs ``--calibration`` (the
 ``vad_results.json`` of a ``tools/test.py`` run of the model). Given the same calibration and
-``--scene-frames``, offline and streaming scores are the same.
+``--scene-frames``, offline and streaming scores are the same. Ctrl-C ends a stream (a camera's)
+and still finishes and writes the frames read; a stream holds about 1 KB per person and frame in
+memory for its results.
 
 Examples:
     # the demo's model on one of its test videos, poses known
@@ -55,7 +57,7 @@ from mgenet_mm.apis.inference import (Calibration, InferenceError,  # noqa: E402
 from mgenet_mm.apis.pose_extraction import (  # noqa: E402
     DEFAULT_DET_CHECKPOINT, DEFAULT_DET_CONFIG, DEFAULT_POSE_CHECKPOINT, DEFAULT_POSE_CONFIG,
     POSE_JSON_SUFFIX, PoseExtractionError, PoseExtractor, write_json_atomic)
-from mgenet_mm.apis.streaming import StreamingScorer, stream_video  # noqa: E402
+from mgenet_mm.apis.streaming import StreamingScorer, StreamStep, stream_video  # noqa: E402
 from mgenet_mm.apis.visualization import (OverlayWriter, PersonScoreTimeline,  # noqa: E402
                                           plot_video_scores)
 
@@ -219,8 +221,9 @@ def run_stream(args: argparse.Namespace, model, name: str) -> int:
     scores = []
     seconds: List[float] = []
     poses_seen = {}
-    for step in stream_video(scorer, source, poses=args.poses, extractor=extractor,
-                             max_frames=args.max_frames):
+
+    def handle(step: StreamStep) -> None:
+        nonlocal overlay, seen_windows
         if step.frame is not None:
             seconds.append(step.seconds)
             for person_id, entry in step.persons.items():
@@ -243,6 +246,16 @@ def run_stream(args: argparse.Namespace, model, name: str) -> int:
             while overlay is not None and held and held[0][0] <= score.frame:
                 frame, image, persons = held.popleft()
                 overlay.write(image, persons, timeline.at(frame), score.anomaly)
+
+    try:
+        for step in stream_video(scorer, source, poses=args.poses, extractor=extractor,
+                                 max_frames=args.max_frames):
+            handle(step)
+    except KeyboardInterrupt:
+        # Ctrl-C ends a camera stream: the frames read so far are finished and saved.
+        print(f'interrupted after {scorer.num_frames} frames; finishing', flush=True)
+        began = time.perf_counter()
+        handle(StreamStep(None, None, {}, scorer.finish(), time.perf_counter() - began))
     if overlay is not None:
         overlay.close()
     if extractor is not None:

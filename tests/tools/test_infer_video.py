@@ -193,3 +193,24 @@ def json_calibration(tmp_path: Path) -> str:
     path.write_text(json.dumps(dict(score_weights=None, normalize=True, component_ranges={},
                                     fill_value=-1.0)))
     return str(path)
+
+
+def test_interrupted_stream_still_writes_its_frames(tool, stgnf_checkpoint, scene, tmp_path,
+                                                    monkeypatch, capsys):
+    """Ctrl-C (KeyboardInterrupt) after 30 frames: those frames are finished and written."""
+    real_stream = tool.stream_video
+
+    def interrupted(*args, **kwargs):
+        for step in real_stream(*args, **kwargs):
+            if step.frame == 30:
+                raise KeyboardInterrupt
+            yield step
+
+    monkeypatch.setattr(tool, 'stream_video', interrupted)
+    out = tmp_path / 'stream'
+    assert tool.main([STGNF_DEMO_CONFIG, stgnf_checkpoint, scene['video'], '--poses',
+                      scene['pose_path'], '--out-dir', str(out), '--stream', '--calibration',
+                      json_calibration(tmp_path)]) == 0
+    assert 'interrupted after 31 frames' in capsys.readouterr().out
+    result = json.loads((out / 'walk_scores.json').read_text())
+    assert result['num_frames'] == 31 and len(result['frame_scores']) == 31
