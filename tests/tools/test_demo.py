@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO, run_tool
@@ -24,3 +25,19 @@ def test_tiny_demo(tmp_path: Path) -> None:
     for name in ('mgenet', 'stgnf'):
         for png in ('score_curves.png', 'score_histogram.png'):
             assert (tmp_path / 'work' / 'plots' / name / png).stat().st_size > 10_000
+
+    # One test clip through the video-scoring API, with the test run's calibration: the same
+    # frame scores as tools/test.py (tokens recomputed from the frames instead of the fp16
+    # cache; the frozen stages rebuilt from the cache's seed).
+    from mgenet_mm.apis import init_model, score_video
+    run = Path(summary['mgenet']['run_dir'])
+    reference = np.load(run / 'vad_frame_scores.npz')
+    clip = sorted(reference.files)[0]
+    checkpoint = next((tmp_path / 'work' / 'mgenet').glob('epoch_*.pth'))
+    model = init_model(str(REPO / 'configs' / 'mgenet' / 'demo.py'), str(checkpoint),
+                       cfg_options={'model.guidance.init_cfg': None})
+    data = tmp_path / 'data'
+    scores = score_video(model, str(data / 'testing' / 'frames' / clip),
+                         str(data / 'pose' / 'test' / f'{clip}_alphapose_tracked_person.json'),
+                         calibration=str(run / 'vad_results.json'), show_progress=False)
+    np.testing.assert_allclose(scores.frame_scores, reference[clip], atol=1e-4)
