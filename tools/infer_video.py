@@ -148,11 +148,11 @@ def write_overlay(scores: VideoScores, video: str, poses: dict, path: str) -> No
     from tqdm import tqdm
 
     from mgenet_mm.apis.pose_extraction import Clip, ClipReader
-    from mgenet_mm.apis.streaming import _pose_lookup
+    from mgenet_mm.apis.streaming import poses_by_frame
     timeline = PersonScoreTimeline(scores.seg_len)
     for window in scores.windows:
         timeline.add(window)
-    by_frame = _pose_lookup(poses)
+    by_frame = poses_by_frame(poses)
     values = [w['anomaly'] for w in scores.windows] or [0.0, 1.0]
     kind = 'frames' if osp.isdir(video) else 'video'
     with ClipReader(Clip(scores.clip_name, video, kind)) as reader:

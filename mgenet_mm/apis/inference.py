@@ -17,6 +17,7 @@ to take ranges over.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import os.path as osp
@@ -534,7 +535,6 @@ def score_video(model: torch.nn.Module,
     raw, smoothed, covered, fill = frame_scores_from_windows(
         anomaly, person_start, num_frames, seg_len, calibration.fill_anomaly, sigmas)
     if calibration.fill_anomaly is None:
-        calibration = Calibration(calibration.score_weights, calibration.normalize,
-                                  calibration.ranges, fill, calibration.source)
+        calibration = dataclasses.replace(calibration, fill_anomaly=fill)
     return VideoScores(clip.name, num_frames, smoothed, raw, covered, windows, calibration,
                        seg_len, sigmas)

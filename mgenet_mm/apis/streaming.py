@@ -44,7 +44,8 @@ from .inference import (Calibration, InferenceError, model_kind, video_pipeline,
                         window_length)
 from .pose_extraction import PoseExtractor
 
-__all__ = ['FrameScore', 'StreamStep', 'StreamingScorer', 'stream_video', 'smoothing_radius']
+__all__ = ['FrameScore', 'StreamStep', 'StreamingScorer', 'stream_video', 'smoothing_radius',
+           'poses_by_frame']
 
 
 def smoothing_radius(sigmas: Sequence[float]) -> int:
@@ -345,7 +346,7 @@ class StreamStep:
     seconds: float
 
 
-def _pose_lookup(poses: Mapping) -> Dict[int, Dict[int, dict]]:
+def poses_by_frame(poses: Mapping) -> Dict[int, Dict[int, dict]]:
     """Tracked-person JSON -> frame -> {person id: entry}."""
     by_frame: Dict[int, Dict[int, dict]] = {}
     for person_id, frames in poses.items():
@@ -382,7 +383,7 @@ def stream_video(scorer: StreamingScorer,
     if isinstance(poses, str):
         with open(poses) as f:
             poses = json.load(f)
-    by_frame = _pose_lookup(poses) if poses is not None else None
+    by_frame = poses_by_frame(poses) if poses is not None else None
     tracker = extractor.new_tracker() if by_frame is None else None
     capture = cv2.VideoCapture(source)
     if not capture.isOpened():
