@@ -4,6 +4,7 @@ The offline path is held to the official STG-NF numbers; streaming is held to th
 path on the same video, for STG-NF and for a small random-weight MGENet with all three score
 components.
 """
+import dataclasses
 import json
 from pathlib import Path
 
@@ -215,21 +216,24 @@ def test_streaming_equals_offline_mgenet(scene, mgenet_checkpoint):
     # Person 2: 46 rows -> 22 windows.
     persons = [w['person_id'] for w in first.windows]
     assert persons.count(1) == 23 and persons.count(2) == 22
-    calibration = first.calibration
-    assert calibration.source == 'video' and calibration.fill_anomaly is not None
+    assert first.calibration.source == 'video' and first.calibration.fill_anomaly is not None
+    offline = score_video(model, scene['video'], scene['poses'],
+                          calibration=first.calibration, scene_frames=40, show_progress=False)
+    np.testing.assert_allclose(offline.frame_scores, first.frame_scores, atol=1e-12)
+    # The random BSMM's S_mm spans a tiny range: that range would blow float32 rounding of batches
+    # of other sizes up into the mixed score. Any fixed calibration must give equal scores, so
+    # compare under ranges one unit wider on each side.
+    calibration = dataclasses.replace(first.calibration, ranges={
+        name: (low - 1.0, high + 1.0) for name, (low, high) in first.calibration.ranges.items()})
     offline = score_video(model, scene['video'], scene['poses'], calibration=calibration,
                           scene_frames=40, show_progress=False)
-    np.testing.assert_allclose(offline.frame_scores, first.frame_scores, atol=1e-12)
 
     scorer = StreamingScorer(model, calibration, scene_frames=40, track_timeout=5)
     emitted = []
     for step in stream_video(scorer, scene['video'], poses=scene['pose_path']):
         emitted += step.scores
     assert [s.frame for s in emitted] == list(range(offline.num_frames))
-    # float32 window scores from batches of other sizes, scaled up by the min-max normalisation
-    # of a random BSMM's narrow S_mm range
-    np.testing.assert_allclose([s.anomaly for s in emitted], offline.frame_scores, rtol=1e-4,
-                               atol=1e-6)
+    np.testing.assert_allclose([s.anomaly for s in emitted], offline.frame_scores, atol=1e-5)
     window_keys = {(w['person_id'], w['start_frame']) for w in offline.windows}
     assert {(w['person_id'], w['start_frame']) for w in scorer.windows} == window_keys
     components = {(w['person_id'], w['start_frame']): w['components'] for w in offline.windows}
