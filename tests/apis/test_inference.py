@@ -240,8 +240,11 @@ def test_streaming_equals_offline_mgenet(scene, mgenet_checkpoint):
     for window in scorer.windows:
         key = (window['person_id'], window['start_frame'])
         for name, value in window['components'].items():
-            # float32 model outputs; batches of other sizes round differently
-            assert value == pytest.approx(components[key][name], rel=1e-5, abs=1e-6), name
+            # float32 model outputs; batches of other sizes round differently. S_mm of a random
+            # BSMM is a small difference of near-tied matching weights and moves more (up to
+            # 2.3e-5 seen), so it gets an absolute tolerance.
+            tolerance = dict(abs=1e-4) if name == 'mm' else dict(rel=1e-5, abs=1e-6)
+            assert value == pytest.approx(components[key][name], **tolerance), name
     assert scorer.late_windows == 0 and scorer.dropped_windows == 0
 
 
