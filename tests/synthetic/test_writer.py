@@ -1,0 +1,147 @@
+"""The synthetic benchmark's writer: layout, determinism, pose/pixel agreement, ground truth."""
+import json
+import os
+import time
+from pathlib import Path
+from typing import Tuple
+
+import cv2
+import numpy as np
+import pytest
+
+from mgenet_mm.datasets.pose_utils import read_tracked_pose_json
+from mgenet_mm.synthetic import (KIND_CODES, check_layout, expected_files, generate_benchmark,
+                                 plan_benchmark, plan_meta, preset_config)
+from tests.synthetic.helpers import HIPS, SHOULDERS, file_hashes
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory) -> Tuple[Path, dict, float]:
+    root = tmp_path_factory.mktemp('synthetic') / 'tiny'
+    start = time.perf_counter()
+    meta = generate_benchmark(preset_config('tiny'), str(root), log=None)
+    return root, meta, time.perf_counter() - start
+
+
+def test_tiny_writes_exactly_the_layout(tiny) -> None:
+    root, meta, seconds = tiny
+    # A few seconds alone; generous because the test machine's cores are shared.
+    assert seconds < 60, f'tiny preset took {seconds:.1f}s'
+    assert check_layout(str(root)) == []
+    found = sorted(str(p.relative_to(root)).replace(os.sep, '/')
+                   for p in root.rglob('*') if p.is_file())
+    assert found == expected_files(meta)
+    assert meta['train'] and meta['test']
+    for name in meta['train']:
+        assert (root / 'training' / 'videos' / f'{name}.avi').is_file()
+        assert len(name.split('_')[1]) == 3  # ShanghaiTech names: 01_001 (train), 01_0014 (test)
+        keys = [k for track in json.loads(
+            (root / 'pose' / 'train' / f'{name}_alphapose_tracked_person.json').read_text())
+            .values() for k in track]
+        assert keys and all(len(k) == 4 for k in keys)  # zero-padded to 4 digits
+    for name, clip in meta['test'].items():
+        assert len(name.split('_')[1]) == 4
+        assert (root / 'testing' / 'frames' / name / '000.jpg').is_file()
+        data = json.loads(
+            (root / 'pose' / 'test' / f'{name}_alphapose_tracked_person.json').read_text())
+        keys = [k for track in data.values() for k in track]
+        assert keys and all(len(k) == 3 for k in keys)
+        assert all(pid.isdigit() for pid in data)
+
+
+def test_same_seed_same_bytes(tiny, tmp_path) -> None:
+    root, _, _ = tiny
+    generate_benchmark(preset_config('tiny'), str(tmp_path / 'again'), log=None)
+    first, second = file_hashes(root), file_hashes(tmp_path / 'again')
+    assert first.keys() == second.keys()
+    assert first == second
+
+
+def test_pose_json_follows_the_written_frames(tiny) -> None:
+    """High-confidence shoulders and hips of the JSON land on the person's clothes in the JPEGs."""
+    root, meta, _ = tiny
+    rng = np.random.default_rng(0)
+    hits = decoys = checked = 0
+    for name, clip in meta['test'].items():
+        persons = {p['id']: p for p in clip['persons']}
+        poses = read_tracked_pose_json(
+            str(root / 'pose' / 'test' / f'{name}_alphapose_tracked_person.json'))
+        frames = {}
+        for pid, (fr, kps, _) in poses.items():
+            others = [q for q in persons if q != pid]
+            for t, kp in zip(fr, kps):
+                if t not in frames:
+                    frames[t] = cv2.imread(str(root / 'testing' / 'frames' / name / f'{t:03d}.jpg'))
+                img = frames[t].astype(np.int64)
+                for joints, key in ((SHOULDERS, 'shirt_bgr'), (HIPS, 'trousers_bgr')):
+                    for j in joints:
+                        if kp[j, 2] < 0.52:  # confidences >= 0.52 are given to visible joints
+                            continue
+                        x, y = int(round(kp[j, 0])), int(round(kp[j, 1]))
+                        colour = img[y, x]
+                        checked += 1
+                        hits += np.linalg.norm(colour - persons[pid][key]) < 45
+                        if others:
+                            decoy = persons[int(rng.choice(others))][key]
+                            decoys += np.linalg.norm(colour - decoy) < 45
+    assert checked > 150
+    assert hits / checked > 0.8, (hits, checked)
+    assert decoys / checked < 0.35, (decoys, checked)
+
+
+def test_pose_json_is_realistic(tiny) -> None:
+    """Noise, confidences and dropped frames, as a tracked pose estimator gives them."""
+    root, meta, _ = tiny
+    confidences, gaps, noise = [], 0, []
+    for split in ('train', 'test'):
+        for name in meta[split]:
+            poses = read_tracked_pose_json(
+                str(root / 'pose' / split / f'{name}_alphapose_tracked_person.json'))
+            for frames, kps, scores in poses.values():
+                confidences.append(kps[:, :, 2].ravel())
+                gaps += int((np.diff(frames) > 1).sum())
+                assert np.all(scores > 0) and np.all(scores <= 1.2)
+                # Frame-to-frame jitter of a visible shoulder while standing still would be the
+                # noise; use second differences over consecutive frames as its proxy.
+                ok = (np.diff(frames, 2) == 0) & (np.diff(frames)[:-1] == 1)
+                if ok.sum() > 5:
+                    dd = np.diff(kps[:, 5, :2], 2, axis=0)[ok]
+                    noise.append(np.median(np.abs(dd)))
+    conf = np.concatenate(confidences)
+    assert 0.5 < np.mean(conf >= 0.52) < 0.95  # mostly visible, some hidden joints
+    assert conf.min() >= 0 and conf.max() <= 1
+    assert gaps > 0  # detections go missing now and then
+    assert 0.3 < float(np.median(noise)) < 4.0  # ~1-2 px keypoint noise, not exact
+
+
+def test_ground_truth_aligns_with_frames(tiny) -> None:
+    root, meta, _ = tiny
+    saw_abnormal = False
+    for name, clip in meta['test'].items():
+        n = len(list((root / 'testing' / 'frames' / name).glob('*.jpg')))
+        mask = np.load(root / 'gt' / 'test_frame_mask' / f'{name}.npy')
+        kinds = np.load(root / 'gt' / 'test_frame_kinds' / f'{name}.npy')
+        cap = cv2.VideoCapture(str(root / 'testing' / 'videos' / f'{name}.avi'))
+        assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == n
+        cap.release()
+        assert mask.shape == kinds.shape == (n,) == (clip['frames'],)
+        assert set(np.unique(mask)) <= {0, 1}
+        assert set(np.unique(kinds)) <= set(KIND_CODES.values())
+        np.testing.assert_array_equal(mask, kinds > 0)
+        # Abnormal frames are exactly those where an anomalous person performs on screen.
+        expected = np.zeros(n, dtype=bool)
+        for person in clip['persons']:
+            if person['anomalous'] and person['anomaly_span']:
+                a, b = person['anomaly_span']
+                expected[a:b + 1] = True
+                assert person['kind'] in ('motion', 'appearance', 'scene')
+        assert np.all(mask[~expected] == 0)
+        saw_abnormal |= bool(mask.any())
+    assert saw_abnormal
+
+
+def test_ground_truth_needs_no_rendering(tiny) -> None:
+    _, meta, _ = tiny
+    planned = plan_meta(plan_benchmark(preset_config('tiny')))
+    for name, clip in meta['test'].items():
+        assert planned['test'][name]['abnormal_frames'] == clip['abnormal_frames']
