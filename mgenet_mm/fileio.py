@@ -1,7 +1,9 @@
 """Small file helpers shared by metrics, datasets, hooks and tools."""
 import os
 import os.path as osp
+import re
 import tempfile
+from typing import List, Optional
 
 
 def _umask() -> int:
@@ -39,3 +41,70 @@ def atomic_write_bytes(path: str, writer) -> None:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def publish_temporary(tmp_path: str, path: str) -> None:
+    """Put a finished temporary file in place under its final name: ``fsync``, then ``os.replace``.
+
+    The other half of :func:`atomic_write_bytes`, for files it cannot write through one
+    ``writer(f)`` call: one filled in place over many calls (a memory-mapped feature shard),
+    under a temporary name its owner chose so that a resumed run can recognise and delete it.
+    The caller has written, flushed and closed (or unmapped) ``tmp_path``. A crash before the
+    rename leaves the old ``path`` (or none) and the temporary, never a partial ``path``.
+    """
+    # fsync first: a rename that reaches the disk before the data would publish a hole
+    with open(tmp_path, 'rb+') as f:
+        os.fsync(f.fileno())
+    os.replace(tmp_path, path)
+
+
+#: Name of a temporary that :func:`atomic_write_bytes` makes for ``<name>``: ``mkstemp`` puts 8
+#: characters of ``[a-z0-9_]`` between the prefix ``.<name>`` and the suffix ``.tmp``.
+_TEMPORARY = r'^\.{name}[a-z0-9_]{{8}}\.tmp$'
+
+
+def remove_stale_temporaries(path: str) -> int:
+    """Delete the temporaries that killed :func:`atomic_write_bytes` calls left beside ``path``.
+
+    Only for a file that no other process is writing at the same time (its temporary would go
+    too), e.g. before a resumed run rewrites an unfinished output.
+
+    Returns:
+        int: How many were removed.
+    """
+    folder = osp.dirname(osp.abspath(path))
+    if not osp.isdir(folder):
+        return 0
+    pattern = re.compile(_TEMPORARY.format(name=re.escape(osp.basename(path))))
+    removed = 0
+    for name in os.listdir(folder):
+        if pattern.match(name):
+            try:
+                os.remove(osp.join(folder, name))
+                removed += 1
+            except FileNotFoundError:  # gone meanwhile
+                pass
+    return removed
+
+
+def read_clip_list(path: str, what: Optional[str] = None) -> List[str]:
+    """Clip names from a text file, one per line, in file order.
+
+    Surrounding whitespace is stripped; blank lines and lines starting with ``#`` (comments) are
+    skipped.
+
+    Args:
+        path (str): The text file.
+        what (str, optional): What the list is for, put before the error message.
+
+    Returns:
+        list[str]: The names (duplicates kept; callers take sets).
+
+    Raises:
+        FileNotFoundError: No such file (the message names it).
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError((f'{what}: ' if what else '') + f'clip list not found: {path}')
+    with open(path) as f:
+        lines = [line.strip() for line in f]
+    return [line for line in lines if line and not line.startswith('#')]

@@ -1,6 +1,11 @@
+"""The transforms of MGENet's pipelines, by role as in mmaction2: loading (frame indices, cached
+features), processing (person tube, scene image), pose transforms and formatting (packing)."""
+from .formatting import PackMGENetInputs
+from .loading import LoadCachedFeatures, WindowFrameIndices
 from .pose_transforms import NormalizePoseWindow, RandomFlipPoseWindow
-from .rgb_transforms import (PackMGENetInputs, PersonTubeCrop, SceneImage,  # noqa: F401
-                             WindowFrameIndices)
-from .feature_cache import LoadCachedFeatures  # noqa: F401
+from .processing import PersonTubeCrop, SceneImage
 
-__all__ = ['NormalizePoseWindow', 'RandomFlipPoseWindow']
+__all__ = [
+    'LoadCachedFeatures', 'NormalizePoseWindow', 'PackMGENetInputs', 'PersonTubeCrop',
+    'RandomFlipPoseWindow', 'SceneImage', 'WindowFrameIndices'
+]

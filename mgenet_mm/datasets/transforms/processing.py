@@ -1,13 +1,13 @@
-"""Transforms of the RGB side of a window: frame indices, the person tube, the scene image, packing.
+"""Processing transforms of the RGB side of a window: the person tube and the scene image.
 
-Frames are decoded by mmaction2's own loading transforms (``DecordInit``/``DecordDecode``,
-``OpenCVInit``/``OpenCVDecode``, ``RawFrameDecode``); these transforms only choose frames, crop,
-resize and pack. A pipeline for a window of a video::
+They work on frames decoded by mmaction2's loading transforms (see :mod:`.loading`) and leave
+pixel values in 0..255: mean/std normalisation is the data preprocessor's job.
+``PersonTubeCrop`` needs the keypoints in pixels, so it comes before ``NormalizePoseWindow``
+(:mod:`.pose_transforms`).
 
-    [WindowFrameIndices, DecordInit, DecordDecode, PersonTubeCrop, SceneImage,
-     NormalizePoseWindow, PackMGENetInputs]
-
-``PersonTubeCrop`` needs the keypoints in pixels, so it comes before ``NormalizePoseWindow``.
+The frame rules (:func:`keypoint_tube_box`, :func:`scene_frame_indices`, :func:`median_scene`,
+:func:`resize_image`) are functions so that :mod:`mgenet_mm.apis` computes the same tube and
+scene on a stream as these transforms do offline.
 """
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
-import torch
 from mmcv.transforms import BaseTransform
 
 from mmaction.registry import TRANSFORMS
-from mmaction.structures import ActionDataSample
+from .utils import describe_window
 
-#: Metainfo every packed window carries: what the metric and the feature cache key on.
-DEFAULT_META_KEYS = ('clip_name', 'scene_id', 'clip_id', 'person_id', 'start_frame', 'seg_len')
-_REQUIRED_META_KEYS = ('clip_name', 'person_id', 'start_frame')
+__all__ = [
+    'PersonTubeCrop', 'SceneImage', 'resize_image', 'crop_with_padding', 'keypoint_tube_box',
+    'scene_frame_indices', 'median_scene'
+]
 
 
 def _pair(size: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
@@ -35,9 +35,6 @@ def _pair(size: Union[int, Sequence[int]], name: str) -> Tuple[int, int]:
     return pair
 
 
-def _where(results: Dict) -> str:
-    return (f'clip {results.get("clip_name", "?")}, person {results.get("person_id", "?")}, '
-            f'frame {results.get("start_frame", "?")}')
 
 
 def resize_image(image: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
@@ -95,49 +92,6 @@ def keypoint_tube_box(keypoint: np.ndarray, score_thr: float = 0.2, margin: floa
     width = height * aspect
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     return np.array([cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2])
-
-
-@TRANSFORMS.register_module()
-class WindowFrameIndices(BaseTransform):
-    """Frame indices of a pose window: its T consecutive frames from ``start_frame``.
-
-    The window of a tracked person starts at ``start_frame``; the RGB tube covers the T
-    consecutive frames ``start_frame .. start_frame + T - 1`` (the paper's "T consecutive
-    frames"), whatever pose frames the tracker missed inside the window.
-
-    Required Keys:
-        - start_frame
-        - seg_len (unless ``clip_len`` is given)
-        - total_frames (optional: the indices are checked against it)
-
-    Added Keys:
-        - frame_inds: (T,) int64
-        - clip_len
-        - frame_interval
-        - num_clips
-
-    Args:
-        clip_len (int, optional): T; default the window's ``seg_len``.
-    """
-
-    def __init__(self, clip_len: Optional[int] = None) -> None:
-        if clip_len is not None and clip_len < 1:
-            raise ValueError(f'clip_len must be >= 1, got {clip_len}')
-        self.clip_len = clip_len
-
-    def transform(self, results: Dict) -> Dict:
-        clip_len = self.clip_len or int(results['seg_len'])
-        start = int(results['start_frame'])
-        frame_inds = np.arange(start, start + clip_len, dtype=np.int64)
-        total = results.get('total_frames')
-        if start < 0 or (total is not None and frame_inds[-1] >= total):
-            raise IndexError(f'{_where(results)}: frames {start}..{frame_inds[-1]} are outside '
-                             f'the clip (0..{None if total is None else total - 1})')
-        results.update(frame_inds=frame_inds, clip_len=clip_len, frame_interval=1, num_clips=1)
-        return results
-
-    def __repr__(self) -> str:
-        return f'{type(self).__name__}(clip_len={self.clip_len})'
 
 
 @TRANSFORMS.register_module()
@@ -200,21 +154,21 @@ class PersonTubeCrop(BaseTransform):
     def transform(self, results: Dict) -> Dict:
         imgs = results['imgs']
         if len(imgs) == 0:
-            raise ValueError(f'{_where(results)}: no decoded frames to crop')
+            raise ValueError(f'{describe_window(results)}: no decoded frames to crop')
         img_h, img_w = imgs[0].shape[:2]
         out_h, out_w = self.size
         keypoint = np.asarray(results[self.keypoint_key])
         # Normalised windows (NormalizePoseWindow) are centred on 0 with unit spread; a real
         # person never fits in the 10-pixel corner of a frame. Refuse rather than crop garbage.
         if np.nanmax(np.abs(keypoint[..., :2])) < self._NORMALISED_LIMIT:
-            raise ValueError(f'{_where(results)}: keypoints look normalised (all within '
+            raise ValueError(f'{describe_window(results)}: keypoints look normalised (all within '
                              f'{self._NORMALISED_LIMIT} of 0); PersonTubeCrop needs them in '
                              'pixels: place it before NormalizePoseWindow')
         try:
             box = keypoint_tube_box(keypoint, self.score_thr, self.margin, out_w / out_h,
                                     self.min_size)
         except ValueError as error:
-            raise ValueError(f'{_where(results)}: {error}') from None
+            raise ValueError(f'{describe_window(results)}: {error}') from None
         # Whole pixels: the box keeps its size in pixels, its corner is rounded.
         width = max(int(round(box[2] - box[0])), 1)
         height = max(int(round(box[3] - box[1])), 1)
@@ -222,7 +176,7 @@ class PersonTubeCrop(BaseTransform):
         y0 = int(round((box[1] + box[3]) / 2 - height / 2))
         if x0 >= img_w or y0 >= img_h or x0 + width <= 0 or y0 + height <= 0:
             raise ValueError(
-                f'{_where(results)}: the keypoint box ({x0}, {y0}, {x0 + width}, '
+                f'{describe_window(results)}: the keypoint box ({x0}, {y0}, {x0 + width}, '
                 f'{y0 + height}) lies outside the {img_w}x{img_h} frame; PersonTubeCrop needs '
                 'keypoints in pixels (place it before NormalizePoseWindow)')
         tube = np.empty((len(imgs), out_h, out_w, 3), dtype=np.uint8)
@@ -270,8 +224,9 @@ class SceneImage(BaseTransform):
     """The scene image of a window's clip, for the scene encoder.
 
     ``mode='median'`` (default): the per-pixel median of ``num_frames`` frames sampled evenly
-    over the clip (over its first ``max_frames`` frames when given), i.e. the clip's background with the moving people removed (each sampled
-    frame is resized to ``size`` first, which makes the median cheap and changes it little).
+    over the clip (over its first ``max_frames`` frames when given), i.e. the clip's background
+    with the moving people removed (each sampled frame is resized to ``size`` first, which makes
+    the median cheap and changes it little).
     ``mode='frame'``: frame ``frame_index`` of the clip (clamped to its last frame).
 
     The image is computed once per clip and memoised in this transform (an LRU of
@@ -346,7 +301,7 @@ class SceneImage(BaseTransform):
             sub = dict(filename=results['filename'], frame_inds=frame_inds)
             steps = self._video_decoder
         else:
-            raise KeyError(f'{_where(results)}: SceneImage needs `filename` (video) or '
+            raise KeyError(f'{describe_window(results)}: SceneImage needs `filename` (video) or '
                            '`frame_dir` + `filename_tmpl` (frame folder)')
         for step in steps:
             sub = step(sub)
@@ -376,77 +331,3 @@ class SceneImage(BaseTransform):
                 f'frame_index={self.frame_index}, size={self.size}, '
                 f'video_backend={self.video_backend!r}, cache_size={self.cache_size}, '
                 f'max_frames={self.max_frames})')
-
-
-@TRANSFORMS.register_module()
-class PackMGENetInputs(BaseTransform):
-    """Pack a window for :class:`~mgenet_mm.models.recognizers.MGENetRecognizer`.
-
-    ``inputs`` is a dict with an entry per modality present in the results (the recognizer's
-    ``MultiModalDataPreprocessor`` stacks and normalises each):
-
-    - ``pose``: (T, V, C) float32, from ``keypoint`` (normalised by ``NormalizePoseWindow``);
-    - ``imgs``: (3, T, H, W) float32 person tube, from ``imgs`` (T, H, W, 3) uint8 RGB;
-    - ``scene``: (3, H, W) float32 scene image, from ``scene`` (H, W, 3);
-    - ``tokens``: (C, t, h, w) float32 cached cube tokens;
-    - ``scene_feat``: (C_s,) float32 cached scene features.
-
-    Pixel values stay in 0..255: mean/std normalisation is the data preprocessor's job.
-
-    Required Keys:
-        - clip_name, person_id, start_frame (the metric and the feature cache key on them)
-        - at least one of keypoint, imgs, scene, tokens, scene_feat
-
-    Added Keys:
-        - inputs (dict of tensors)
-        - data_samples (:obj:`ActionDataSample` with metainfo ``clip_name``, ``scene_id``,
-          ``clip_id``, ``person_id``, ``start_frame``, ``seg_len`` and ``meta_keys``)
-
-    Args:
-        meta_keys (Sequence[str]): Metainfo keys beyond the defaults, e.g. ``('scene_key',
-            'tube_box')``; missing ones are left out.
-        pose_key (str): Where the pose window is. Default ``'keypoint'``.
-    """
-
-    #: results key -> (inputs key, expected ndim, axes of the packed tensor)
-    _MODALITIES = (
-        ('keypoint', 'pose', 3, None),
-        ('imgs', 'imgs', 4, (3, 0, 1, 2)),  # (T, H, W, 3) -> (3, T, H, W)
-        ('scene', 'scene', 3, (2, 0, 1)),  # (H, W, 3) -> (3, H, W)
-        ('tokens', 'tokens', 4, None),
-        ('scene_feat', 'scene_feat', 1, None),
-    )
-
-    def __init__(self, meta_keys: Sequence[str] = (), pose_key: str = 'keypoint') -> None:
-        self.meta_keys = tuple(meta_keys)
-        self.pose_key = pose_key
-
-    def transform(self, results: Dict) -> Dict:
-        missing = [k for k in _REQUIRED_META_KEYS if k not in results]
-        if missing:
-            raise KeyError(f'PackMGENetInputs needs {missing} in the results')
-        inputs = {}
-        for source, name, ndim, axes in self._MODALITIES:
-            source = self.pose_key if name == 'pose' else source
-            if source not in results:
-                continue
-            value = results[source]
-            array = np.stack(value) if isinstance(value, (list, tuple)) else np.asarray(value)
-            if array.ndim != ndim:
-                raise ValueError(f'{_where(results)}: `{source}` has shape {array.shape}, '
-                                 f'expected {ndim} dimensions')
-            tensor = torch.from_numpy(np.ascontiguousarray(array))
-            if axes is not None:
-                tensor = tensor.permute(*axes)
-            inputs[name] = tensor.to(torch.float32, memory_format=torch.contiguous_format)
-        if not inputs:
-            raise KeyError(f'{_where(results)}: nothing to pack (none of keypoint, imgs, scene, '
-                           'tokens, scene_feat)')
-        keys = DEFAULT_META_KEYS + tuple(k for k in self.meta_keys if k not in DEFAULT_META_KEYS)
-        sample = ActionDataSample()
-        sample.set_metainfo({k: results[k] for k in keys if k in results})
-        return dict(inputs=inputs, data_samples=sample)
-
-    def __repr__(self) -> str:
-        return (f'{type(self).__name__}(meta_keys={self.meta_keys}, '
-                f'pose_key={self.pose_key!r})')

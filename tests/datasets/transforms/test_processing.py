@@ -1,5 +1,5 @@
-"""RGB transforms: window frame indices, the person tube, the scene image, packing; decoding and
-cropping a real clip through mmaction2's loading transforms."""
+"""Processing transforms: the person tube and the scene image; decoding and cropping a real clip
+through mmaction2's loading transforms."""
 import json
 from pathlib import Path
 
@@ -11,9 +11,8 @@ from mmengine.registry import init_default_scope
 
 import mgenet_mm  # noqa: F401
 from mgenet_mm.datasets import MGENetWindowDataset
-from mgenet_mm.datasets.transforms import (PackMGENetInputs, PersonTubeCrop, SceneImage,
-                                           WindowFrameIndices)
-from mgenet_mm.datasets.transforms.rgb_transforms import keypoint_tube_box
+from mgenet_mm.datasets.transforms import PersonTubeCrop, SceneImage
+from mgenet_mm.datasets.transforms.processing import keypoint_tube_box
 from mmaction.registry import TRANSFORMS
 
 init_default_scope('mmaction')
@@ -31,17 +30,6 @@ def _keypoints(x1: float, y1: float, x2: float, y2: float, t: int = 4, conf: flo
 def _textured(t: int, height: int = 120, width: int = 160, seed: int = 0) -> list:
     rng = np.random.default_rng(seed)
     return [rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8) for _ in range(t)]
-
-
-def test_window_frame_indices() -> None:
-    results = WindowFrameIndices()(dict(start_frame=7, seg_len=5, total_frames=20))
-    assert results['frame_inds'].tolist() == [7, 8, 9, 10, 11]
-    assert results['frame_inds'].dtype == np.int64
-    assert (results['clip_len'], results['num_clips'], results['frame_interval']) == (5, 1, 1)
-    assert WindowFrameIndices(clip_len=3)(dict(start_frame=0))['frame_inds'].tolist() == [0, 1, 2]
-    with pytest.raises(IndexError, match=r'clip c, .*frames 17\.\.21 are outside'):
-        WindowFrameIndices()(dict(start_frame=17, seg_len=5, total_frames=20, clip_name='c'))
-    assert 'clip_len=3' in repr(WindowFrameIndices(clip_len=3))
 
 
 def test_tube_box_rule() -> None:
@@ -172,35 +160,6 @@ def test_scene_memo_is_a_bounded_lru(tmp_path: Path) -> None:
     assert "mode='median'" in repr(scene) and 'cache_size=1' in repr(scene)
     with pytest.raises(KeyError, match='needs `filename`'):
         scene(dict(total_frames=6))
-
-
-def test_pack_inputs() -> None:
-    rng = np.random.default_rng(0)
-    results = dict(keypoint=rng.normal(size=(8, 18, 3)).astype(np.float32),
-                   imgs=rng.integers(0, 256, size=(8, 16, 12, 3), dtype=np.uint8),
-                   scene=rng.integers(0, 256, size=(20, 24, 3), dtype=np.uint8),
-                   tokens=rng.normal(size=(6, 4, 2, 2)), scene_feat=rng.normal(size=(5, )),
-                   clip_name='01_0014', scene_id=1, clip_id=14, person_id=3, start_frame=40,
-                   seg_len=8, scene_key='01', total_frames=100)
-    packed = PackMGENetInputs(meta_keys=('scene_key', ))(dict(results))
-    inputs = packed['inputs']
-    assert {k: tuple(v.shape) for k, v in inputs.items()} == dict(
-        pose=(8, 18, 3), imgs=(3, 8, 16, 12), scene=(3, 20, 24), tokens=(6, 4, 2, 2),
-        scene_feat=(5, ))
-    assert all(v.dtype == torch.float32 and v.is_contiguous() for v in inputs.values())
-    assert inputs['imgs'][2, 5, 7, 3] == results['imgs'][5, 7, 3, 2]
-    assert inputs['scene'][1, 4, 9] == results['scene'][4, 9, 1]
-    meta = packed['data_samples'].metainfo
-    assert meta == dict(clip_name='01_0014', scene_id=1, clip_id=14, person_id=3,
-                        start_frame=40, seg_len=8, scene_key='01')
-    # only what is there: a cached-feature pipeline packs pose + tokens + scene_feat
-    cached = {k: v for k, v in results.items() if k not in ('imgs', 'scene')}
-    assert set(PackMGENetInputs()(cached)['inputs']) == {'pose', 'tokens', 'scene_feat'}
-    with pytest.raises(KeyError, match='start_frame'):
-        PackMGENetInputs()({k: v for k, v in results.items() if k != 'start_frame'})
-    with pytest.raises(ValueError, match='`imgs` has shape'):
-        PackMGENetInputs()(dict(results, imgs=results['imgs'][0]))
-    assert "meta_keys=('scene_key',)" in repr(PackMGENetInputs(meta_keys=('scene_key', )))
 
 
 def test_real_clip_decode_and_crop(tmp_path: Path, fixtures_dir: Path) -> None:
