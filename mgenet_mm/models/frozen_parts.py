@@ -15,7 +15,8 @@ import torch
 from mmengine.logging import MMLogger, print_log
 
 from mmaction.registry import MODELS
-from .backbones.swin_cube_embed import split_init_cfg
+from .utils.checkpoint import split_init_cfg
+from .utils.freezing import freeze_module
 
 #: The frozen parts, in the order they are built (and draw random numbers).
 FROZEN_PARTS = ('cube_embed', 'scene_encoder')
@@ -67,7 +68,6 @@ def build_frozen_parts(model_cfg: Mapping, seed: int) -> Dict[str, Optional[torc
         if part is not None:
             module = MODELS.build(copy.deepcopy(part))
             quiet_init(module)
-            module.requires_grad_(False)
-            module.eval()  # mmaction backbones' eval() may return None: not chained
+            freeze_module(module)
         modules[name] = module
     return modules

@@ -8,16 +8,19 @@ computed once per clip and cached.
 import copy
 import re
 from contextlib import nullcontext
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
+import torch.nn as nn
 from mmaction.registry import MODELS
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from .swin_cube_embed import (InitCfg, load_pretrained_state_dict, load_state_dict_checked,
-                              split_init_cfg)
+from ..utils.checkpoint import (InitCfg, init_weights_without_pretrained,
+                                load_pretrained_state_dict, load_state_dict_checked,
+                                split_init_cfg)
+from ..utils.freezing import FrozenModuleMixin, freeze_module
 
 __all__ = ['SceneEncoder', 'torchvision_resnet_to_mmaction']
 
@@ -64,7 +67,7 @@ def _is_torchvision_resnet(state_dict: Dict[str, Tensor]) -> bool:
 
 
 @MODELS.register_module()
-class SceneEncoder(BaseModule):
+class SceneEncoder(FrozenModuleMixin, BaseModule):
     """Frozen 2D backbone + global average pooling: scene image (B, 3, H, W) -> e_s (B, C_s).
 
     The backbone is any mmaction2 2D backbone config; the default is the 2D ``ResNet``
@@ -115,8 +118,7 @@ class SceneEncoder(BaseModule):
             self._freeze()
 
     def _freeze(self) -> None:
-        self.requires_grad_(False)
-        self.train(False)
+        freeze_module(self)
 
     def _feature_map(self, feats: Union[Tensor, Sequence[Tensor]]) -> Tensor:
         """Pick the configured output and check that it is a (B, C, h, w) map."""
@@ -143,12 +145,7 @@ class SceneEncoder(BaseModule):
     def init_weights(self) -> None:
         """Initialise the backbone (its own scheme), then load a ``Pretrained`` checkpoint."""
         pretrained, others = split_init_cfg(self.init_cfg)
-        original = self.init_cfg
-        self.init_cfg = others or None
-        try:
-            super().init_weights()
-        finally:
-            self.init_cfg = original
+        init_weights_without_pretrained(self, others, super().init_weights)
         if pretrained is not None:
             source = f"checkpoint {pretrained['checkpoint']}"
             if pretrained.get('prefix'):
@@ -159,11 +156,12 @@ class SceneEncoder(BaseModule):
             if _is_torchvision_resnet(state_dict):
                 state_dict = torchvision_resnet_to_mmaction(state_dict)
                 source += ' (torchvision layout)'
-            ignored, _ = load_state_dict_checked(
-                self.backbone, state_dict, optional=(r'num_batches_tracked$', ), source=source)
+            report = load_state_dict_checked(
+                self.backbone, state_dict, optional=(r'num_batches_tracked$', ),
+                ignore_unexpected=True, source=source)
             print_log(
                 f'{self.__class__.__name__}: loaded {self.backbone_type} from {source}; '
-                f'ignored {len(ignored)} keys',
+                f'ignored {len(report.unexpected)} keys',
                 logger='current')
         if self.frozen:
             self._freeze()
@@ -183,11 +181,6 @@ class SceneEncoder(BaseModule):
             feats = self._feature_map(self.backbone(x))  # (B, C_s, h, w)
             return feats.mean(dim=(2, 3))  # global average pooling -> (B, C_s)
 
-    def train(self, mode: bool = True) -> 'SceneEncoder':
-        """Set the training mode; a frozen encoder stays in eval mode.
-
-        Returns:
-            SceneEncoder: The module itself.
-        """
-        super().train(mode and not self.frozen)
-        return self
+    def frozen_modules(self) -> List[nn.Module]:
+        """A frozen encoder stays in eval mode as a whole (``train()`` returns the module)."""
+        return [self] if self.frozen else []

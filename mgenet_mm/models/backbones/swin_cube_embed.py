@@ -19,9 +19,8 @@ that the module needs raises instead of silently leaving random weights in a fro
 no later training step would ever fix.
 """
 import copy
-import re
 from contextlib import nullcontext
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -30,142 +29,23 @@ from mmaction.models.backbones.swin import SwinTransformer3D
 from mmaction.registry import MODELS
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 
-__all__ = [
-    'SwinCubeEmbedding', 'MMActionCubeEmbedding', 'split_init_cfg', 'load_pretrained_state_dict',
-    'load_state_dict_checked'
-]
+from ..utils.checkpoint import (InitCfg, init_weights_without_pretrained,
+                                load_pretrained_state_dict, load_state_dict_checked,
+                                split_init_cfg)
+from ..utils.freezing import FrozenModuleMixin, freeze_module
 
-InitCfg = Optional[Union[dict, List[dict]]]
+__all__ = ['SwinCubeEmbedding', 'MMActionCubeEmbedding']
 
 # Video Swin stages kept: stage 1 (index 0) and stage 2 (index 1).
 _NUM_KEPT_STAGES = 2
 _STAGE2_INDEX = 1
 
 
-# ------------------------------------------------------------------------- checkpoint helpers
-def split_init_cfg(init_cfg: InitCfg) -> Tuple[Optional[dict], List[dict]]:
-    """Separate a ``Pretrained`` entry from the other entries of an ``init_cfg``.
-
-    Args:
-        init_cfg (dict or list[dict], optional): An mmengine initialisation config.
-
-    Returns:
-        tuple: The ``Pretrained`` config (or None) and the list of the other configs.
-    """
-    if init_cfg is None:
-        return None, []
-    cfgs = [init_cfg] if isinstance(init_cfg, dict) else list(init_cfg)
-    pretrained = [cfg for cfg in cfgs if cfg.get('type') == 'Pretrained']
-    others = [cfg for cfg in cfgs if cfg.get('type') != 'Pretrained']
-    if len(pretrained) > 1:
-        raise ValueError(f'init_cfg holds {len(pretrained)} Pretrained entries; give one')
-    if pretrained and 'checkpoint' not in pretrained[0]:
-        raise ValueError(f'a Pretrained init_cfg needs a checkpoint, got {pretrained[0]}')
-    return (dict(pretrained[0]) if pretrained else None), others
-
-
-def load_pretrained_state_dict(checkpoint: str,
-                               prefix: Optional[str] = None,
-                               map_location: str = 'cpu') -> Dict[str, Tensor]:
-    """Read a checkpoint through mmengine's loaders and keep the keys under ``prefix``.
-
-    Every scheme mmengine knows works (local path, ``http(s)://``, ``torchvision://`` ...). Local
-    files go through the loader :mod:`mgenet_mm._compat` registers, which unpickles them in full:
-    mmengine checkpoints carry numpy scalars in their ``meta`` that a weights-only load refuses.
-
-    Args:
-        checkpoint (str): Path or URL of the checkpoint.
-        prefix (str, optional): Keep only the keys starting with it and strip it, e.g.
-            ``'backbone.'`` for an mmaction recognizer checkpoint. Defaults to None.
-        map_location (str): Where to map the tensors. Defaults to 'cpu'.
-
-    Returns:
-        dict[str, Tensor]: The (prefix-stripped) state dict.
-    """
-    loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location=map_location)
-    if not isinstance(loaded, dict):
-        raise TypeError(f'checkpoint {checkpoint} holds a {type(loaded).__name__}, '
-                        'not a state dict')
-    state_dict = loaded.get('state_dict', loaded)
-    if prefix:
-        if not prefix.endswith('.'):
-            prefix += '.'
-        state_dict = {
-            key[len(prefix):]: value
-            for key, value in state_dict.items() if key.startswith(prefix)
-        }
-        if not state_dict:
-            raise KeyError(f'no key of checkpoint {checkpoint} starts with {prefix!r}')
-    return dict(state_dict)
-
-
-def load_state_dict_checked(module: nn.Module,
-                            state_dict: Dict[str, Tensor],
-                            optional: Sequence[str] = (),
-                            source: str = 'checkpoint') -> Tuple[List[str], List[str]]:
-    """Load ``state_dict`` into ``module``, refusing missing or wrongly shaped entries.
-
-    Every parameter and persistent buffer of ``module`` must be present with its exact shape,
-    except those whose name matches one of the ``optional`` regular expressions (these keep their
-    current value when absent). Keys of ``state_dict`` that the module does not have (e.g. the
-    stages a truncated model does not build, or a classifier) are ignored and returned.
-
-    Args:
-        module (nn.Module): The module to fill.
-        state_dict (dict[str, Tensor]): Names relative to ``module``.
-        optional (Sequence[str]): Regular expressions (``re.search``) of names that may be absent.
-            Defaults to ().
-        source (str): Description of the origin, for error messages. Defaults to 'checkpoint'.
-
-    Returns:
-        tuple[list[str], list[str]]: The ignored checkpoint keys and the optional module keys
-        that were absent from the checkpoint.
-
-    Raises:
-        RuntimeError: When a required key is missing or a shape differs.
-    """
-    own = module.state_dict()
-    missing = [
-        name for name in own
-        if name not in state_dict and not any(re.search(pattern, name) for pattern in optional)
-    ]
-    mismatched = [
-        f'{name}: {source} {tuple(state_dict[name].shape)} vs model {tuple(own[name].shape)}'
-        for name in own if name in state_dict and state_dict[name].shape != own[name].shape
-    ]
-    if missing or mismatched:
-        lines = [f'{source} does not fit {module.__class__.__name__}:']
-        if missing:
-            lines.append(f'  {len(missing)} missing keys: {missing[:10]}'
-                         + (' ...' if len(missing) > 10 else ''))
-        if mismatched:
-            lines.append(f'  {len(mismatched)} shape mismatches: {mismatched[:10]}'
-                         + (' ...' if len(mismatched) > 10 else ''))
-        raise RuntimeError('\n'.join(lines))
-    module.load_state_dict({name: state_dict[name] for name in own if name in state_dict},
-                           strict=False)
-    ignored = sorted(set(state_dict) - set(own))
-    absent_optional = [name for name in own if name not in state_dict]
-    return ignored, absent_optional
-
-
-def _run_non_pretrained_init(module: BaseModule, others: List[dict],
-                             parent_init: Callable[[], None]) -> None:
-    """Run ``parent_init`` (a base class ``init_weights``) with only the non-Pretrained cfgs."""
-    original = module.init_cfg
-    module.init_cfg = others or None
-    try:
-        parent_init()
-    finally:
-        module.init_cfg = original
-
-
 # ------------------------------------------------------------------------------ Video Swin
 @MODELS.register_module()
-class SwinCubeEmbedding(SwinTransformer3D):
+class SwinCubeEmbedding(FrozenModuleMixin, SwinTransformer3D):
     """Video Swin Transformer stages 1-2 as a frozen cube embedding (paper section 3.2).
 
     Which tensor is "the stage-2 output". mmaction2's ``SwinTransformer3D`` attaches the patch
@@ -297,8 +177,7 @@ class SwinCubeEmbedding(SwinTransformer3D):
             self._freeze()
 
     def _freeze(self) -> None:
-        self.requires_grad_(False)
-        super().train(False)
+        freeze_module(self)
 
     def init_weights(self) -> None:
         """Initialise randomly, or load a ``Pretrained`` checkpoint with every key checked.
@@ -312,22 +191,23 @@ class SwinCubeEmbedding(SwinTransformer3D):
             super().init_weights()
         else:
             if others:
-                _run_non_pretrained_init(self, others, super().init_weights)
+                init_weights_without_pretrained(self, others, super().init_weights)
             source = f"checkpoint {pretrained['checkpoint']}"
             if pretrained.get('prefix'):
                 source += f" (prefix {pretrained['prefix']!r})"
             state_dict = load_pretrained_state_dict(pretrained['checkpoint'],
                                                     pretrained.get('prefix'),
                                                     pretrained.get('map_location', 'cpu'))
-            ignored, absent = load_state_dict_checked(
+            report = load_state_dict_checked(
                 self,
                 state_dict,
                 optional=(rf'^norm{_STAGE2_INDEX}\.', r'\.relative_position_index$'),
+                ignore_unexpected=True,
                 source=source)
             print_log(
                 f'{self.__class__.__name__}: loaded stages 1-2 from {source}; ignored '
-                f'{len(ignored)} keys of later stages/heads; kept the initial value of '
-                f'{absent or "nothing"}',
+                f'{len(report.unexpected)} keys of later stages/heads; kept the initial value '
+                f'of {report.missing or "nothing"}',
                 logger='current')
             self._is_init = True
         if self.frozen:
@@ -348,19 +228,14 @@ class SwinCubeEmbedding(SwinTransformer3D):
         with torch.no_grad() if self.frozen else nullcontext():
             return super().forward(x)
 
-    def train(self, mode: bool = True) -> 'SwinCubeEmbedding':
-        """Set the training mode; a frozen stage stays in eval mode.
-
-        Returns:
-            SwinCubeEmbedding: The module itself (the parent returns None).
-        """
-        super().train(mode and not self.frozen)
-        return self
+    def frozen_modules(self) -> List[nn.Module]:
+        """A frozen stage stays in eval mode as a whole (``train()`` returns the module)."""
+        return [self] if self.frozen else []
 
 
 # ----------------------------------------------------------------- any mmaction 3D backbone
 @MODELS.register_module()
-class MMActionCubeEmbedding(BaseModule):
+class MMActionCubeEmbedding(FrozenModuleMixin, BaseModule):
     """Any mmaction2 3D backbone as a frozen feature stage on the cube-token grid.
 
     For backbone-swap experiments: the backbone (``ResNet3d``, ``X3D``, ``ResNet2Plus1d`` ...,
@@ -438,10 +313,9 @@ class MMActionCubeEmbedding(BaseModule):
         return self.frozen and not self.trainable_proj
 
     def _freeze(self) -> None:
-        self.backbone.requires_grad_(False)
-        self.backbone.train(False)
+        freeze_module(self.backbone)
         if self.proj is not None and self._proj_frozen:
-            self.proj.requires_grad_(False)
+            freeze_module(self.proj)
         self.train(self.training)  # applies the mode policy of train()
 
     def _backbone_features(self, x: Tensor) -> Tensor:
@@ -478,7 +352,7 @@ class MMActionCubeEmbedding(BaseModule):
     def init_weights(self) -> None:
         """Initialise the backbone (its own scheme), then load a ``Pretrained`` checkpoint."""
         pretrained, others = split_init_cfg(self.init_cfg)
-        _run_non_pretrained_init(self, others, super().init_weights)
+        init_weights_without_pretrained(self, others, super().init_weights)
         if pretrained is not None:
             source = f"checkpoint {pretrained['checkpoint']}"
             if pretrained.get('prefix'):
@@ -486,11 +360,12 @@ class MMActionCubeEmbedding(BaseModule):
             state_dict = load_pretrained_state_dict(pretrained['checkpoint'],
                                                     pretrained.get('prefix'),
                                                     pretrained.get('map_location', 'cpu'))
-            ignored, _ = load_state_dict_checked(
-                self.backbone, state_dict, optional=(r'num_batches_tracked$', ), source=source)
+            report = load_state_dict_checked(
+                self.backbone, state_dict, optional=(r'num_batches_tracked$', ),
+                ignore_unexpected=True, source=source)
             print_log(
                 f'{self.__class__.__name__}: loaded {self.backbone_type} from {source}; '
-                f'ignored {len(ignored)} keys',
+                f'ignored {len(report.unexpected)} keys',
                 logger='current')
         if self.frozen:
             self._freeze()
@@ -519,15 +394,10 @@ class MMActionCubeEmbedding(BaseModule):
                 feats = self.proj(feats)  # (B, out_channels, t, h, w)
         return feats
 
-    def train(self, mode: bool = True) -> 'MMActionCubeEmbedding':
-        """Set the training mode; a frozen backbone stays in eval mode.
-
-        Returns:
-            MMActionCubeEmbedding: The module itself.
-        """
-        fully_frozen = self.frozen and (self.proj is None or self._proj_frozen)
-        super().train(mode and not fully_frozen)
-        if self.frozen:
-            # mmaction backbones' train() returns None: do not chain on it
-            self.backbone.train(False)
-        return self
+    def frozen_modules(self) -> List[nn.Module]:
+        """A frozen backbone stays in eval mode; so does the whole module when nothing in it
+        learns (a frozen or no projection)."""
+        if not self.frozen:
+            return []
+        fully_frozen = self.proj is None or self._proj_frozen
+        return [self] if fully_frozen else [self.backbone]

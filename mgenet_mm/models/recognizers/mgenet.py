@@ -5,7 +5,7 @@ maths lives in the backbones, heads and memory modules.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.dist import get_dist_info
@@ -14,31 +14,17 @@ from torch import Tensor
 from mmaction.models import BaseRecognizer
 from mmaction.registry import MODELS
 from mmaction.utils import SampleList
+from ...preprocessing import DEFAULT_PREPROCESSOR
 from ..heads.lsta_head import MOTION_SCORE_VARIANTS
 from ..modules.masking import complementary_masks, global_batch_share, tube_mask
+from ..utils.freezing import FrozenModuleMixin, freeze_module
 from .stgnf_recognizer import pose_inputs
 
 LEVELS = ('motion', 'appearance')
 
-#: Default preprocessing: stack every input modality of the batch (no normalisation; the pose
-#: windows are normalised by the pipeline and cached features need none).
-DEFAULT_PREPROCESSOR = dict(
-    type='MultiModalDataPreprocessor',
-    preprocessors=dict(
-        pose=dict(type='ActionDataPreprocessor'),
-        tokens=dict(type='ActionDataPreprocessor'),
-        scene_feat=dict(type='ActionDataPreprocessor'),
-        imgs=dict(type='ActionDataPreprocessor'),
-        scene=dict(type='ActionDataPreprocessor')))
-
-
-def _freeze(module: torch.nn.Module) -> None:
-    module.requires_grad_(False)
-    module.eval()
-
 
 @MODELS.register_module()
-class MGENetRecognizer(BaseRecognizer):
+class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
     """Multilevel Guidance-Exploration Network with Behavior-Scene Matching.
 
     Inputs (a dict, one entry per modality, batched by ``MultiModalDataPreprocessor``):
@@ -90,7 +76,8 @@ class MGENetRecognizer(BaseRecognizer):
         test_cfg (dict, optional): ``motion_score`` (``'diff'`` = eq. 13, or a Table 3
             variant), ``mask_seed`` (seed of the complementary test mask pair shared by all windows,
             default 0).
-        data_preprocessor (dict, optional): Defaults to :data:`DEFAULT_PREPROCESSOR`.
+        data_preprocessor (dict, optional): Defaults to
+            :data:`mgenet_mm.preprocessing.DEFAULT_PREPROCESSOR`.
         init_cfg (dict, optional): mmengine init config.
     """
 
@@ -165,19 +152,15 @@ class MGENetRecognizer(BaseRecognizer):
             raise ValueError(f'test_cfg.motion_score must be one of {MOTION_SCORE_VARIANTS}')
         self.mask_seed = int(test_cfg.get('mask_seed', 0))
 
-        # Frozen parts: the guidance flow (BatchNorm must keep its running statistics), and the
-        # feature stages when present.
-        for frozen in (self.guidance, self.cube_embed, self.scene_encoder):
-            if frozen is not None:
-                _freeze(frozen)
+        for frozen in self.frozen_modules():
+            freeze_module(frozen)
 
     # ------------------------------------------------------------------ plumbing
-    def train(self, mode: bool = True) -> 'MGENetRecognizer':
-        super().train(mode)
-        for frozen in (self.guidance, self.cube_embed, self.scene_encoder):
-            if frozen is not None:
-                frozen.eval()
-        return self
+    def frozen_modules(self) -> List[torch.nn.Module]:
+        """The frozen parts, kept in eval mode by ``train()``: the guidance flow (BatchNorm must
+        keep its running statistics), and the feature stages when present."""
+        return [part for part in (self.guidance, self.cube_embed, self.scene_encoder)
+                if part is not None]
 
     def _tokens(self, inputs: Dict[str, Tensor]) -> Tensor:
         if 'tokens' in inputs:

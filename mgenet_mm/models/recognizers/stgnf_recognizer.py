@@ -8,6 +8,9 @@ from mmaction.models import BaseRecognizer
 from mmaction.registry import MODELS
 from mmaction.utils import SampleList
 
+from ..model_converters.stgnf_converter import official_keys_to_recognizer
+from ..utils.checkpoint import load_state_dict_checked
+
 
 def pose_inputs(inputs: torch.Tensor) -> torch.Tensor:
     """(B, T, V, C) packed skeleton windows -> (B, C, T, V), the flow's layout."""
@@ -38,21 +41,14 @@ class STGNFRecognizer(BaseRecognizer):
 
     def _adopt_official_keys(self, state_dict: Dict[str, torch.Tensor], prefix: str,
                              *args: Any) -> None:
-        own = {k: v for k, v in state_dict.items() if k.startswith(prefix)}
-        official = [k for k in own if k[len(prefix):].startswith(('flow.', 'prior_h'))]
-        if not official or any(k[len(prefix):].startswith('backbone.') for k in own):
+        moved = official_keys_to_recognizer(state_dict, prefix)
+        if moved is None:
             return
-        expected = self.backbone.state_dict()
-        moved = {k[len(prefix):]: state_dict.pop(k) for k in official}
-        missing = sorted(set(expected) - set(moved))
-        unexpected = sorted(set(moved) - set(expected))
-        mismatched = sorted(k for k in set(moved) & set(expected)
-                            if moved[k].shape != expected[k].shape)
-        if missing or unexpected or mismatched:
-            raise RuntimeError(
-                'official STG-NF checkpoint does not fit the configured STGNF backbone: '
-                f'missing keys {missing}, unexpected keys {unexpected}, shape mismatches '
-                f'{[(k, tuple(moved[k].shape), tuple(expected[k].shape)) for k in mismatched]}')
+        # Checked against the backbone here, so that a mismatch names the official keys:
+        # after the move, a lenient loader (mmengine's strict=False) would only log them.
+        load_state_dict_checked(self.backbone, moved, load=False,
+                                source='official STG-NF checkpoint',
+                                target='the configured STGNF backbone')
         for key, value in moved.items():
             state_dict[f'{prefix}backbone.{key}'] = value
 

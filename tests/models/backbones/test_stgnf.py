@@ -9,9 +9,8 @@ import pytest
 import torch
 
 import mgenet_mm  # noqa: F401  registers the modules
-from mgenet_mm.models.backbones.stgnf import STGNF, build_adjacency
-from mgenet_mm.models.backbones.stgnf import (STGCNBlock, _temporal_conv_matrix,
-                                              uniform_graph_weight)
+from mgenet_mm.models.backbones.stgnf import STGNF
+from mgenet_mm.models.layers.stgnf_layers import STGCNBlock
 
 REPO = Path(__file__).resolve().parents[3]
 SHARED = Path(os.environ.get('MGENET_SHARED', REPO.parent / 'shared'))
@@ -59,7 +58,10 @@ def test_sht_parity(sht_model, sht_ref):
     assert np.abs(nll.numpy() - sht_ref['nll'][:64]).max() < TOL
     # the confidence channel is ignored
     assert torch.equal(z, z_xy) and torch.equal(nll, nll_xy)
-    assert torch.equal(sht_model.normality_score(segments), -nll)
+    # The score is -nll of the same pass (no_grad: the fused evaluation path, as above; with
+    # autograd the step-by-step path runs, whose last bits differ by machine, see below).
+    with torch.no_grad():
+        assert torch.equal(sht_model.normality_score(segments), -nll)
 
 
 def test_sht_defaults_match_checkpoint(sht_model, sht_ref):
@@ -79,18 +81,6 @@ def test_ubnormal_parity():
         z, nll = model(torch.from_numpy(ref['inputs']))
     assert np.abs(z.numpy() - ref['latent']).max() < TOL
     assert np.abs(nll.numpy() - ref['nll']).max() < TOL
-
-
-def test_uniform_graph_is_mean_over_joints():
-    adj = build_adjacency('uniform', max_hop=8)
-    assert adj.shape == (1, 18, 18)
-    np.testing.assert_allclose(adj, 1.0 / 18)
-    # partitions of the other strategies split the same normalised adjacency
-    for strategy, parts in (('distance', 3), ('spatial', 5)):
-        split = build_adjacency(strategy, max_hop=2)
-        assert split.shape == (parts, 18, 18)
-        np.testing.assert_allclose(split.sum(0), build_adjacency('uniform', max_hop=2)[0])
-    np.testing.assert_allclose(build_adjacency('uniform', max_hop=1)[0].sum(0), 1.0)
 
 
 # ------------------------------------------------------------------------------ flow properties
@@ -263,15 +253,6 @@ def _sht_windows(num: int) -> torch.Tensor:
     return segments[picks] + noise
 
 
-def test_uniform_graph_weight():
-    model = STGNF()
-    assert uniform_graph_weight(model.adjacency) == float(model.adjacency[0, 0, 0])
-    assert uniform_graph_weight(model.adjacency) == pytest.approx(1.0 / 18)
-    for strategy, max_hop in (('uniform', 1), ('uniform', 6), ('distance', 8), ('spatial', 8)):
-        adjacency = torch.from_numpy(build_adjacency(strategy, max_hop)).float()
-        assert uniform_graph_weight(adjacency) is None  # several partitions or unequal entries
-
-
 @pytest.mark.parametrize('num', [64, 600])  # one chunk; two chunks of 300
 def test_fused_inference_matches_general_path(num):
     """Official checkpoint, eval: the fused pass gives the step-by-step numbers."""
@@ -281,7 +262,10 @@ def test_fused_inference_matches_general_path(num):
         assert model.flow._fused_applies(x, model.adjacency)
         z, nll = model(x)
         z_general, nll_general = _set_fast_paths(model, False)(x)
-    assert (z - z_general).abs().max() < 1e-5
+    # The fused pass sums the coupling network's products in another order, so the latent (up to
+    # about 7 in size) moves in its last bits: 2.4e-5 / 4.2e-5 at most for 64 / 600 windows on
+    # one AMD EPYC machine, 0 on another. Both paths must stay within the reference tolerance.
+    assert (z - z_general).abs().max() < TOL
     assert (nll - nll_general).abs().max() < 1e-5
 
 
@@ -315,18 +299,6 @@ def test_fused_inference_small_model(permutation):
     with torch.no_grad():  # and the inverse (step by step) undoes the fused forward
         torch.testing.assert_close(_set_fast_paths(model, True).reverse(z[:32]), x[:32],
                                    atol=TOL, rtol=0)
-
-
-def test_temporal_conv_matrix_matches_conv():
-    torch.manual_seed(0)
-    conv = torch.nn.Conv2d(2, 2, (9, 1), padding=(4, 0))
-    g = torch.rand(32, 2, 16, 1) * 3 - 1
-    matrix = _temporal_conv_matrix(conv, 16)
-    rows = g[..., 0].transpose(1, 2).reshape(32, 32)  # (b, 2, T) -> (b, T, 2) -> (b, 2T)
-    out = torch.addmm(conv.bias.repeat_interleave(16), rows, matrix).view(32, 2, 16, 1)
-    with torch.no_grad():
-        torch.testing.assert_close(out, conv(g), atol=1e-6, rtol=0)
-    assert _temporal_conv_matrix(torch.nn.Conv2d(2, 2, (9, 1), stride=(2, 1)), 16) is None
 
 
 def test_uniform_shortcut_with_autograd_matches_general_path():
