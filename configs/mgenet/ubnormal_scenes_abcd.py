@@ -20,14 +20,11 @@ split = dict(ratios=(5, 2, 3), seed=0, scene_groups=scene_groups, groups='ABCD',
              moved_clips=data_root + '/scene_split/running_jumping_only.txt', moved_groups='AB')
 # Every pose folder is pooled: the subset's videos are split anew.
 pose_dirs = ['pose/train', 'pose/validation', 'pose/test']
-# The dataset writes the clips it chose; the metric evaluates exactly those.
-val_list = 'work_dirs/ubnormal_scenes_abcd/val_clips.txt'
-test_list = 'work_dirs/ubnormal_scenes_abcd/test_clips.txt'
 
 train_dataloader = dict(dataset=dict(pose_dir=pose_dirs, split=dict(split, subset='train')))
-val_dataloader = dict(
-    dataset=dict(pose_dir=pose_dirs, split=dict(split, subset='val', list_file=val_list)))
-test_dataloader = dict(
-    dataset=dict(pose_dir=pose_dirs, split=dict(split, subset='test', list_file=test_list)))
-val_evaluator = dict(clips=val_list)
-test_evaluator = dict(clips=test_list)
+val_dataloader = dict(dataset=dict(pose_dir=pose_dirs, split=dict(split, subset='val')))
+test_dataloader = dict(dataset=dict(pose_dir=pose_dirs, split=dict(split, subset='test')))
+# The metric evaluates exactly the clips the dataset chose (its metainfo, which the evaluator
+# hands over as dataset_meta), not the base config's pose folder.
+val_evaluator = dict(clips=None, use_dataset_clips=True)
+test_evaluator = val_evaluator

@@ -28,10 +28,12 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import numpy as np
 import torch
 
+from ..evaluation.functional.score_mixing import component_ranges, mix_scores
 from ..evaluation.functional.vad_scores import (DEFAULT_SIGMAS, fill_empty_frames, smooth_scores,
                                                 windows_to_frame_scores)
 from ..fileio import atomic_write_bytes
-from .pose_extraction import POSE_JSON_SUFFIX, Clip, ClipReader, PoseExtractor
+from .clips import Clip, ClipReader
+from .pose_extraction import POSE_JSON_SUFFIX, PoseExtractor
 
 __all__ = ['Calibration', 'InferenceError', 'VideoScores', 'init_model', 'score_video',
            'extract_video_poses', 'mix_components', 'frame_scores_from_windows',
@@ -62,9 +64,9 @@ def init_model(config: Union[str, Any],
     ``frozen_seed`` (its ``--seed``), so that raw frames give the features the model was
     trained on.
 
-    Checkpoints load under the project's trust policy (:mod:`mgenet_mm._compat`): tensors,
-    numpy data and mmengine's own records only, unless loaded inside
-    ``mgenet_mm._compat.trust_checkpoints()``.
+    Checkpoints load under the project's trust policy (:mod:`mgenet_mm.utils.checkpoint_trust`):
+    tensors, numpy data and mmengine's own records only, unless loaded inside
+    ``mgenet_mm.utils.trust_checkpoints()``.
 
     Args:
         config (str | Config): Config file or object.
@@ -106,10 +108,14 @@ def init_model(config: Union[str, Any],
             raise InferenceError(f'checkpoint {checkpoint} holds no state_dict')
         state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
                       for k, v in state_dict.items()}
-        # load_state_dict runs the models' key adapters (e.g. official STG-NF keys) first.
-        incompatible = model.load_state_dict(state_dict, strict=False)
-        _check_keys(model, incompatible, checkpoint)
-        _init_missing_frozen_parts(model, cfg, incompatible.missing_keys, frozen_seed)
+        # Loading runs the models' key adapters (e.g. official STG-NF keys) first. Frozen
+        # parts may be absent (a model trained from a feature cache has none): they are
+        # initialised below as the cache's extractor initialised them.
+        from ..models.utils.checkpoint import load_state_dict_checked
+        report = load_state_dict_checked(
+            model, state_dict, optional=[rf'^{name}\.' for name in _frozen_names(model)],
+            source=f'checkpoint {checkpoint}', target="the config's model", error=InferenceError)
+        _init_missing_frozen_parts(model, cfg, report.missing, frozen_seed)
     model.cfg = cfg
     return model.to(device).eval()
 
@@ -117,19 +123,6 @@ def init_model(config: Union[str, Any],
 def _frozen_names(model: torch.nn.Module) -> List[str]:
     from ..models.frozen_parts import FROZEN_PARTS
     return [name for name in FROZEN_PARTS if getattr(model, name, None) is not None]
-
-
-def _check_keys(model: torch.nn.Module, incompatible: Any, checkpoint: str) -> None:
-    """Refuse a checkpoint that does not fit: unexpected keys, or missing trainable weights."""
-    if incompatible.unexpected_keys:
-        keys = incompatible.unexpected_keys
-        raise InferenceError(f'checkpoint {checkpoint} does not fit the config\'s model: '
-                             f'{len(keys)} unexpected keys, e.g. {keys[:5]}')
-    frozen = tuple(name + '.' for name in _frozen_names(model))
-    left = [k for k in incompatible.missing_keys if not k.startswith(frozen)]
-    if left:
-        raise InferenceError(f'checkpoint {checkpoint} lacks {len(left)} weights of the '
-                             f'config\'s model, e.g. {left[:5]}')
 
 
 def _init_missing_frozen_parts(model: torch.nn.Module, cfg: Any, missing: Sequence[str],
@@ -217,8 +210,9 @@ def mix_components(components: Mapping[str, np.ndarray],
                    normalize: bool = True) -> np.ndarray:
     """Eq. 16 with fixed normalisation ranges: ``sum_c w_c (s_c - low_c) / (high_c - low_c)``.
 
-    With the ranges of the evaluated set this is exactly the metric's mix; a component whose
-    range is empty contributes 0, as in the metric.
+    :func:`~mgenet_mm.evaluation.functional.mix_scores`, the metric's mix, with its errors as
+    :class:`InferenceError`: with the ranges of the evaluated set it gives exactly the metric's
+    numbers; a component whose range is empty contributes 0.
 
     Args:
         components: Component name -> (N,) anomaly scores.
@@ -229,25 +223,11 @@ def mix_components(components: Mapping[str, np.ndarray],
     Returns:
         np.ndarray: (N,) float64.
     """
-    if score_weights is None:
-        if len(components) != 1:
-            raise InferenceError(f'windows carry components {sorted(components)}: a '
-                                 'calibration with score_weights is needed to mix them')
-        return np.asarray(next(iter(components.values())), dtype=np.float64)
-    present = [name for name in score_weights if name in components]
-    if not present:
-        raise InferenceError(f'score_weights name {sorted(score_weights)}, the model gives '
-                             f'{sorted(components)}')
-    mixed = np.zeros(len(components[present[0]]), dtype=np.float64)
-    for name in present:
-        values = np.asarray(components[name], dtype=np.float64)
-        if normalize:
-            if name not in ranges:
-                raise InferenceError(f'no normalisation range for component {name!r}')
-            low, high = ranges[name]
-            values = np.zeros_like(values) if high == low else (values - low) / (high - low)
-        mixed += score_weights[name] * values
-    return mixed
+    try:
+        return mix_scores(components, score_weights, ranges, normalize)
+    except (KeyError, ValueError) as error:
+        # args[0]: a KeyError's str() would quote the message
+        raise InferenceError(error.args[0]) from None
 
 
 def frame_scores_from_windows(window_anomaly: np.ndarray,
@@ -524,7 +504,7 @@ def score_video(model: torch.nn.Module,
         calibration = Calibration(
             score_weights=None if weights is None else dict(weights),
             normalize=bool(evaluator.get('normalize', True)),
-            ranges={name: (float(v.min()), float(v.max())) for name, v in arrays.items()},
+            ranges=component_ranges(arrays),
             fill_anomaly=None, source='video')
     anomaly = calibration.mix(arrays) if windows else np.zeros(0)
     for window, value in zip(windows, anomaly):

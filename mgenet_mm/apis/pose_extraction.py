@@ -1,6 +1,6 @@
 """Tracked 2D poses of the people in a clip: MMDet person detection, MMPose top-down pose
 estimation and :class:`~mgenet_mm.apis.tracking.GreedyTracker`, written in the tracked-person
-JSON layout that the pose datasets read (see ``docs/data_layout.md``).
+JSON layout that the pose datasets read (see ``docs/data_preparation.md``).
 
 Output layout, one file per clip, ``<clip>_alphapose_tracked_person.json``::
 
@@ -31,15 +31,16 @@ from typing import (Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from ..fileio import atomic_write_bytes, remove_stale_temporaries
+from .clips import (CheckpointMismatchError, Clip, ClipReader, ClipReadError,
+                    ModelFileNotFoundError, PoseExtractionError, find_clips)
 from .tracking import GreedyTracker
 
 __all__ = [
     'DEFAULT_DET_CONFIG', 'DEFAULT_DET_CHECKPOINT', 'DEFAULT_POSE_CONFIG',
-    'DEFAULT_POSE_CHECKPOINT', 'POSE_JSON_SUFFIX', 'PoseExtractionError', 'ClipReadError',
-    'CheckpointMismatchError', 'ModelFileNotFoundError', 'resolve_config',
-    'load_checkpoint_strict', 'MMDetPersonDetector', 'MMPoseTopDownEstimator', 'PoseExtractor',
-    'Clip', 'ClipReader', 'find_clips', 'pose_json_path', 'write_json_atomic', 'ClipResult',
-    'run_pose_extraction'
+    'DEFAULT_POSE_CHECKPOINT', 'POSE_JSON_SUFFIX', 'resolve_config', 'load_checkpoint_strict',
+    'MMDetPersonDetector', 'MMPoseTopDownEstimator', 'PoseExtractor', 'pose_json_path',
+    'write_json_atomic', 'ClipResult', 'run_pose_extraction'
 ]
 
 # Model-zoo defaults: RTMDet-m (COCO, person = class 0) and RTMPose-m (COCO-17, 256x192). The
@@ -56,9 +57,6 @@ DEFAULT_POSE_CHECKPOINT = (
     'rtmpose-m_simcc-coco_pt-aic-coco_420e-256x192-d8dd5ca4_20230127.pth')
 
 POSE_JSON_SUFFIX = '_alphapose_tracked_person.json'
-VIDEO_EXTENSIONS = ('.avi', '.mp4', '.mov', '.mkv', '.webm', '.mpg', '.mpeg', '.m4v', '.wmv',
-                    '.flv', '.ts')
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 NUM_COCO_KEYPOINTS = 17
 
 #: (image (H, W, 3) BGR uint8) -> (boxes (N, 4) xyxy, scores (N,)).
@@ -67,21 +65,6 @@ DetectorFn = Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]
 PoseFn = Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
 
-class PoseExtractionError(Exception):
-    """A problem with the inputs of pose extraction (models or clips), with a message naming
-    the offending file."""
-
-
-class ModelFileNotFoundError(PoseExtractionError, FileNotFoundError):
-    """A config or checkpoint that does not exist."""
-
-
-class CheckpointMismatchError(PoseExtractionError, ValueError):
-    """A checkpoint whose parameters do not fit the model built from its config."""
-
-
-class ClipReadError(PoseExtractionError, OSError):
-    """A video that cannot be opened or decoded, or an unreadable frame image."""
 
 
 def _is_url(path: str) -> bool:
@@ -159,6 +142,8 @@ def load_checkpoint_strict(model, checkpoint: str, what: str = 'model',
         CheckpointMismatchError: With ``strict``, a checkpoint that does not fit the model.
     """
     from mmengine.runner.checkpoint import CheckpointLoader
+
+    from ..models.utils.checkpoint import load_state_dict_checked
     if not _is_url(checkpoint) and not osp.isfile(checkpoint):
         raise ModelFileNotFoundError(f'{what} checkpoint not found: {checkpoint}')
     try:
@@ -174,32 +159,11 @@ def load_checkpoint_strict(model, checkpoint: str, what: str = 'model',
     state_dict = loaded.get('state_dict', loaded)
     # Checkpoints saved from a (Distributed)DataParallel wrapper carry a 'module.' prefix.
     state_dict = {re.sub(r'^module\.', '', key): value for key, value in state_dict.items()}
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    mismatched = [
-        f'{key}: checkpoint {tuple(state_dict[key].shape)} vs model {tuple(own[key].shape)}'
-        for key in own
-        if key in state_dict and hasattr(state_dict[key], 'shape')
-        and tuple(state_dict[key].shape) != tuple(own[key].shape)
-    ]
-    if missing or unexpected or mismatched:
-
-        def listing(title: str, items: List[str]) -> str:
-            shown = ', '.join(items[:5]) + (', ...' if len(items) > 5 else '')
-            return f'{len(items)} {title} ({shown})'
-
-        parts = [listing(title, items) for title, items in
-                 (('missing keys', missing), ('unexpected keys', unexpected),
-                  ('shape mismatches', mismatched)) if items]
-        message = (f'{what} checkpoint {checkpoint} does not fit the model of '
-                   f'{config or "its config"}: ' + '; '.join(parts))
-        if strict:
-            raise CheckpointMismatchError(message)
-        warnings.warn(message + ' (loading the fitting parameters only)')
-        mismatched_keys = {item.split(':')[0] for item in mismatched}
-        state_dict = {k: v for k, v in state_dict.items() if k in own and k not in mismatched_keys}
-    model.load_state_dict(state_dict, strict=strict)
+    report = load_state_dict_checked(
+        model, state_dict, strict=strict, source=f'{what} checkpoint {checkpoint}',
+        target=f'the model of {config or "its config"}', error=CheckpointMismatchError)
+    if report.message:  # only without strict: the fitting parameters are loaded
+        warnings.warn(report.message + ' (loading the fitting parameters only)')
     return loaded
 
 
@@ -479,142 +443,23 @@ class PoseExtractor:
         }
 
 
-# ---------------------------------------------------------------------------------------------
-# Clips
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Clip:
-    """One clip to process: a video file or a folder of frame images."""
-    name: str
-    path: str
-    kind: str  # 'video' or 'frames'
-
-
-def _frame_images(folder: str) -> List[str]:
-    """Image files of a frame folder, in frame order (numerically when names are numbers)."""
-    names = [n for n in os.listdir(folder)
-             if n.lower().endswith(IMAGE_EXTENSIONS) and osp.isfile(osp.join(folder, n))]
-    stems = [osp.splitext(n)[0] for n in names]
-    if names and all(stem.isdigit() for stem in stems):
-        # '10.jpg' after '9.jpg' even without zero padding
-        names = [n for _, n in sorted(zip((int(s) for s in stems), names))]
-    else:
-        names.sort()
-    return [osp.join(folder, n) for n in names]
-
-
-def find_clips(input_path: str) -> List[Clip]:
-    """The clips of an input: a video file, a frame folder, or a directory of videos and/or
-    frame folders (non-recursive; other files are ignored).
-
-    Raises:
-        FileNotFoundError: The input does not exist.
-        PoseExtractionError: A directory without clips, or two clips with the same name.
-    """
-    input_path = osp.normpath(input_path)
-    if osp.isfile(input_path):
-        # Any file is tried as a video; OpenCV decides whether it can be read.
-        return [Clip(osp.splitext(osp.basename(input_path))[0], input_path, 'video')]
-    if not osp.isdir(input_path):
-        raise FileNotFoundError(f'input not found: {input_path}')
-    if _frame_images(input_path):
-        return [Clip(osp.basename(osp.abspath(input_path)), input_path, 'frames')]
-    clips = []
-    for name in sorted(os.listdir(input_path)):
-        path = osp.join(input_path, name)
-        if osp.isfile(path) and name.lower().endswith(VIDEO_EXTENSIONS):
-            clips.append(Clip(osp.splitext(name)[0], path, 'video'))
-        elif osp.isdir(path) and _frame_images(path):
-            clips.append(Clip(name, path, 'frames'))
-    if not clips:
-        raise PoseExtractionError(f'no videos ({", ".join(VIDEO_EXTENSIONS)}) or frame folders '
-                                  f'found in {input_path}')
-    seen: Dict[str, str] = {}
-    for clip in clips:
-        if clip.name in seen:
-            raise PoseExtractionError(f'two clips named {clip.name!r} in {input_path}: '
-                                      f'{seen[clip.name]} and {clip.path}')
-        seen[clip.name] = clip.path
-    return clips
-
-
-class ClipReader:
-    """Frames of a clip, BGR uint8, opened eagerly so that an unreadable video fails at once.
-
-    Args:
-        clip (Clip): The clip.
-
-    Raises:
-        ClipReadError: A video OpenCV cannot open.
-    """
-
-    def __init__(self, clip: Clip) -> None:
-        import cv2
-        self.clip = clip
-        self._capture = None
-        if clip.kind == 'frames':
-            self._files = _frame_images(clip.path)
-            self.num_frames: Optional[int] = len(self._files)
-        else:
-            capture = cv2.VideoCapture(clip.path)
-            if not capture.isOpened():
-                capture.release()
-                raise ClipReadError(f'cannot open video {clip.path}')
-            self._capture = capture
-            count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-            self.num_frames = count if count > 0 else None  # containers may not say
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        import cv2
-        if self._capture is None:
-            for path in self._files:
-                img = cv2.imread(path, cv2.IMREAD_COLOR)
-                if img is None:
-                    raise ClipReadError(f'cannot read frame image {path}')
-                yield img
-            return
-        read = 0
-        while True:
-            ok, img = self._capture.read()
-            if not ok:
-                break
-            read += 1
-            yield img
-        if read == 0:
-            raise ClipReadError(f'no frame could be decoded from video {self.clip.path}')
-
-    def close(self) -> None:
-        if self._capture is not None:
-            self._capture.release()
-            self._capture = None
-
-    def __enter__(self) -> 'ClipReader':
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
 def pose_json_path(out_dir: str, clip_name: str) -> str:
     """``<out_dir>/<clip>_alphapose_tracked_person.json``."""
     return osp.join(out_dir, clip_name + POSE_JSON_SUFFIX)
 
 
 def write_json_atomic(obj, path: str) -> None:
-    """Write JSON through a temporary file and ``os.replace``: the file at ``path`` is always
-    complete, so its existence means the clip is finished, even after a kill."""
-    tmp_path = path + '.tmp'
-    try:
-        with open(tmp_path, 'w') as f:
-            json.dump(obj, f, separators=(',', ':'))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    finally:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
+    """Write compact JSON with :func:`~mgenet_mm.fileio.atomic_write_bytes`: the file at
+    ``path`` is always complete, so its existence means the clip is finished, even after a
+    kill. The data reach the disk (``fsync``) before the file is published."""
+    text = json.dumps(obj, separators=(',', ':')).encode()
+
+    def write(f) -> None:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+    atomic_write_bytes(path, write)
 
 
 @dataclass
@@ -696,6 +541,8 @@ def run_pose_extraction(extractor: PoseExtractor,
             # damaged file, whose JSON then covers only the decoded part.
             log(f'{prefix}: note: decoded {num_frames} of the {reader.num_frames} frames the '
                 'video announces')
+        # An interrupted earlier run may have left its temporary of this clip behind.
+        remove_stale_temporaries(output)
         write_json_atomic(poses, output)
         result = ClipResult(clip.name, clip.path, output, 'done', num_frames, len(poses),
                             seconds)

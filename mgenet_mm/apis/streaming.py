@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from ..datasets.pose_utils import clip_ids, coco17_to_coco18, degenerate_windows
-from ..datasets.transforms.rgb_transforms import median_scene, resize_image, scene_frame_indices
+from ..datasets.transforms.processing import median_scene, resize_image, scene_frame_indices
 from ..evaluation.functional.vad_scores import DEFAULT_SIGMAS, smooth_scores
 from .inference import (Calibration, InferenceError, model_kind, video_pipeline,
                         window_length)

@@ -13,7 +13,7 @@ import numpy as np
 from mmengine.logging import print_log
 
 from mmaction.registry import DATASETS
-from ..fileio import atomic_write_bytes
+from ..fileio import read_clip_list
 from .pose_utils import POSE_FILE_SUFFIXES, clip_ids, clip_name_from_pose_file
 from .pose_window_dataset import PoseWindowDataset
 
@@ -112,14 +112,12 @@ def scan_frame_folder(folder: str, exts: Sequence[str] = FRAME_EXTS) -> Tuple[st
 
 
 def _read_names(names: Union[str, Sequence[str], None], what: str) -> Set[str]:
-    """Clip names from a list or a text file (one per line)."""
+    """Clip names from a list or a text file (one per line, see
+    :func:`~mgenet_mm.fileio.read_clip_list`)."""
     if names is None:
         return set()
     if isinstance(names, str):
-        if not osp.isfile(names):
-            raise FileNotFoundError(f'{what}: clip list not found: {names}')
-        with open(names) as f:
-            return {line.strip() for line in f if line.strip() and not line.startswith('#')}
+        return set(read_clip_list(names, what))
     return set(names)
 
 
@@ -206,11 +204,6 @@ def split_clips(clips: Sequence[str],
     return sorted(chosen)
 
 
-def _atomic_write_lines(path: str, lines: Sequence[str]) -> None:
-    text = ''.join(line + '\n' for line in lines).encode()
-    atomic_write_bytes(path, lambda f: f.write(text))
-
-
 @DATASETS.register_module()
 class MGENetWindowDataset(PoseWindowDataset):
     """Pose windows of :class:`PoseWindowDataset`, each joined with its clip's frames.
@@ -251,11 +244,11 @@ class MGENetWindowDataset(PoseWindowDataset):
     ``filename_tmpl``, ``modality`` (frame folders); plus the (T, 18, 3) raw ``keypoint``.
 
     Selection. ``clips``/``exclude_clips`` as in the parent; ``scenes`` keeps the clips of
-    these numeric scene ids; ``split`` (keyword arguments of :func:`split_clips`, plus an
-    optional ``list_file`` where the chosen clip names are written, one per line, for the
-    metric's ``clips`` argument) makes a deterministic seeded train/val/test split, e.g. the
-    scene experiment of the paper's Table 4. ``pose_dir`` may be a list of folders, pooled (a
-    clip may appear in only one of them). :attr:`metainfo` carries the chosen ``clips``.
+    these numeric scene ids; ``split`` (keyword arguments of :func:`split_clips`) makes a
+    deterministic seeded train/val/test split, e.g. the scene experiment of the paper's Table 4.
+    ``pose_dir`` may be a list of folders, pooled (a clip may appear in only one of them).
+    :attr:`metainfo` carries the chosen ``clips``: mmengine's evaluator hands it to the metric
+    as ``dataset_meta``, and ``VADAUCMetric(use_dataset_clips=True)`` evaluates exactly them.
 
     Args:
         pose_dir (str | Sequence[str]): Pose JSON folder(s), relative to ``data_root``.
@@ -298,6 +291,10 @@ class MGENetWindowDataset(PoseWindowDataset):
         split = dict(split) if split is not None else None
         if split is not None and 'subset' not in split:
             raise ValueError("split needs a subset ('train', 'val' or 'test')")
+        if split is not None and 'list_file' in split:
+            raise ValueError('split.list_file is gone: the dataset writes no clip list; the '
+                             'metric reads the chosen clips from the dataset\'s metainfo, '
+                             'with VADAUCMetric(use_dataset_clips=True)')
         self.layout = layout
         self.video_dir = video_dir
         self.frame_dir = frame_dir
@@ -384,10 +381,7 @@ class MGENetWindowDataset(PoseWindowDataset):
                  if (self.clips is None or c in self.clips) and c not in self.exclude_clips
                  and (self.scenes is None or clip_ids(c)[0] in self.scenes)]
         if self.split is not None:
-            options = {k: v for k, v in self.split.items() if k != 'list_file'}
-            names = split_clips(names, **options)
-            if self.split.get('list_file'):
-                _atomic_write_lines(self.split['list_file'], names)
+            names = split_clips(names, **self.split)
         if not names:
             raise FileNotFoundError(f'no pose files (*{POSE_FILE_SUFFIXES[0]}) selected in '
                                     f'{", ".join(map(self._under_root, folders))}')

@@ -17,7 +17,7 @@ from mmengine.registry import init_default_scope
 import mgenet_mm  # noqa: F401
 from mgenet_mm.datasets import MGENetWindowDataset
 from mgenet_mm.datasets.mgenet_window_dataset import scan_frame_folder, split_clips
-from mmaction.registry import DATASETS, MODELS
+from mmaction.registry import DATASETS, METRICS, MODELS
 
 init_default_scope('mmaction')
 
@@ -251,20 +251,26 @@ def test_dataset_scene_selection_and_split(tmp_path: Path) -> None:
     only_11 = MGENetWindowDataset(pose_dirs, layout='ubnormal', data_root=str(tmp_path),
                                   video_dir='', seg_len=T, scenes=[11])
     assert {c['scene_id'] for c in only_11.clip_infos} == {11}
-    list_file = tmp_path / 'splits' / 'test_clips.txt'
     split = dict(scene_groups=dict(A=[1], C=[11]), seed=3)
     subsets = {}
     for subset in ('train', 'val', 'test'):
-        options = dict(split, subset=subset, list_file=str(list_file))
+        options = dict(split, subset=subset)
         dataset = MGENetWindowDataset(pose_dirs, layout='ubnormal', data_root=str(tmp_path),
                                       video_dir='', seg_len=T, split=options)
         subsets[subset] = set(dataset.metainfo['clips'])
-        assert list_file.read_text().split() == sorted(subsets[subset])
+        # The metric evaluates the chosen clips, read from the metainfo (no list file).
+        metric = METRICS.build(dict(type='VADAUCMetric', gt_dir='unused', use_dataset_clips=True))
+        metric.dataset_meta = dataset.metainfo
+        assert metric._dataset_clips() == sorted(subsets[subset])
+    assert not list(tmp_path.rglob('*clips*.txt'))
     assert set().union(*subsets.values()) == set(names)
     assert all(n.startswith('normal_') for n in subsets['train'])
     with pytest.raises(ValueError, match='split needs a subset'):
         MGENetWindowDataset(pose_dirs, layout='ubnormal', data_root=str(tmp_path),
                             video_dir='', split=dict(seed=0))
+    with pytest.raises(ValueError, match='split.list_file is gone'):
+        MGENetWindowDataset(pose_dirs, layout='ubnormal', data_root=str(tmp_path), video_dir='',
+                            split=dict(split, subset='test', list_file='clips.txt'))
 
 
 # ---------------------------------------------------------------------- through the model
@@ -365,13 +371,14 @@ def test_table4_scene_split_configs_build(tmp_path: Path) -> None:
             dataset_cfg = copy.deepcopy(cfg[f'{subset}_dataloader']['dataset'])
             dataset_cfg.update(data_root=str(tmp_path), seg_len=T, pipeline=[])
             dataset_cfg['split'].update(moved_clips=str(moved))
-            if 'list_file' in dataset_cfg['split']:
-                list_file = tmp_path / setting / f'{subset}.txt'
-                dataset_cfg['split']['list_file'] = str(list_file)
+            assert 'list_file' not in dataset_cfg['split']
             dataset = DATASETS.build(dataset_cfg)
             chosen[setting, subset] = set(dataset.metainfo['clips'])
             if subset != 'train':
-                assert sorted(chosen[setting, subset]) == list_file.read_text().split()
+                # what the runner does: the evaluator hands dataset.metainfo to the metric
+                metric = METRICS.build(cfg[f'{subset}_evaluator'])
+                metric.dataset_meta = dataset.metainfo
+                assert sorted(chosen[setting, subset]) == metric._dataset_clips()
     # scene 7 is in no group; scene 4 (group B under the guessed grouping) only in abcd and bcd
     assert not any('_scene_7_' in n for clips in chosen.values() for n in clips)
     assert 'abnormal_scene_1_scenario_1' in chosen['acd', 'train']

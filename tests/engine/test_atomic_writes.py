@@ -11,9 +11,9 @@ with a stall armed. The stall parks the child at a chosen point and the test sen
   sleeps; the memory-mapped feature shard stalls half-filled instead);
 - ``replace``: the data fully written, just before the ``os.replace`` that publishes it.
 
-The write paths: ``mgenet_mm.fileio.atomic_write_bytes`` (used by the metric's result files, the
-dataset clip lists, the feature cache's manifest/index/scene files, the demo summary, the
-synthetic benchmark's JSON and masks), ``VADAUCMetric``'s ``vad_results.json`` /
+The write paths: ``mgenet_mm.fileio.atomic_write_bytes`` (used by the metric's result files, pose
+extraction's JSON, the feature cache's manifest/index/scene files, the demo summary, the
+synthetic benchmark's JSON and masks, the score plots), ``VADAUCMetric``'s ``vad_results.json`` /
 ``vad_frame_scores.npz``, the feature cache's memory-mapped shards, pose extraction's JSON, the
 score plots, ``tools/test.py --dump`` (``AtomicDumpResults``) and checkpoints through
 ``AtomicCheckpointHook`` (``epoch_N.pth`` and ``last_checkpoint``). A control case runs mmengine's
@@ -42,8 +42,8 @@ import torch
 # fraction of a second instead of an import of torch + OpenMMLab.
 import mgenet_mm  # noqa: F401,I001
 import mgenet_mm.apis.pose_extraction  # noqa: F401
-import mgenet_mm.evaluation.plots  # noqa: F401
-from mgenet_mm.datasets.transforms import feature_cache  # noqa: F401
+import mgenet_mm.visualization.curves  # noqa: F401
+from mgenet_mm.datasets import feature_cache  # noqa: F401
 from tests.conftest import REPO
 
 
@@ -172,7 +172,7 @@ def _case_pose_json(folder: Path, stall: _Stall) -> None:
 
 
 def _shard_writer(folder: Path, rows: int):
-    from mgenet_mm.datasets.transforms.feature_cache import FeatureCacheWriter, WindowIndex
+    from mgenet_mm.datasets.feature_cache import FeatureCacheWriter, WindowIndex
     writer = FeatureCacheWriter(str(folder), shard_size=rows)
     index = WindowIndex.from_windows([('01_0001', 1, 6 * k) for k in range(rows)])
     writer.open(index, dict(config_checksum='c', weights_checksum='w', seg_len=6), {})
@@ -180,7 +180,7 @@ def _shard_writer(folder: Path, rows: int):
 
 
 def _case_feature_shard(folder: Path, stall: _Stall) -> None:
-    from mgenet_mm.datasets.transforms.feature_cache import shard_name
+    from mgenet_mm.datasets.feature_cache import shard_name
     rows, token = 64, (256, 4, 8, 8)  # 64 windows x 128 KiB in float16: an 8 MiB shard
     writer = _shard_writer(folder / 'new', rows)
     stall.arm()
@@ -191,7 +191,7 @@ def _case_feature_shard(folder: Path, stall: _Stall) -> None:
 
 
 def _plot(folder: Path, n: int) -> None:
-    from mgenet_mm.evaluation.plots import plot_score_curves
+    from mgenet_mm.visualization.curves import plot_score_curves
     rng = np.random.default_rng(n)
     scores = {f'01_{c:04d}': rng.random(n) for c in range(8)}
     gt = {clip: (np.arange(n) % 100 < 20).astype(np.int64) for clip in scores}
@@ -408,7 +408,7 @@ def _check(case: str, folder: Path, stalled: str) -> None:
         old = json.loads((folder / 'clip_alphapose_tracked_person.json').read_text())
         assert list(old) == ['1'] and list(old['1']) == ['000']
     elif case == 'feature_shard':
-        from mgenet_mm.datasets.transforms.feature_cache import INDEX, LOCK, MANIFEST
+        from mgenet_mm.datasets.feature_cache import INDEX, LOCK, MANIFEST
         new = folder / 'new'
         assert sorted(os.listdir(new)) == sorted(
             [LOCK, '.tokens-00000.npy.tmp', INDEX, MANIFEST]), os.listdir(new)

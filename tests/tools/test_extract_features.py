@@ -13,7 +13,7 @@ from mmengine.registry import init_default_scope
 import mgenet_mm  # noqa: F401,I001
 from mmaction.registry import DATASETS, MODELS
 
-from mgenet_mm.datasets.transforms.feature_cache import FeatureCacheError, shard_name
+from mgenet_mm.datasets.feature_cache import FeatureCacheError, shard_name
 from tests.conftest import load_tool
 
 SEG_LEN = 8

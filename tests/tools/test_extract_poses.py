@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-from mgenet_mm.apis.pose_extraction import (CheckpointMismatchError, Clip, ClipReader,
-                                            ClipReadError, ModelFileNotFoundError,
-                                            MMDetPersonDetector, MMPoseTopDownEstimator,
-                                            PoseExtractionError, PoseExtractor, find_clips,
-                                            pose_json_path, resolve_config, run_pose_extraction)
+from mgenet_mm.apis.clips import (CheckpointMismatchError, Clip, ClipReader, ClipReadError,
+                                  ModelFileNotFoundError, PoseExtractionError, find_clips)
+from mgenet_mm.apis.pose_extraction import (MMDetPersonDetector, MMPoseTopDownEstimator,
+                                            PoseExtractor, pose_json_path, resolve_config,
+                                            run_pose_extraction)
 from mgenet_mm.datasets.pose_utils import read_tracked_pose_json
 from tests.conftest import REPO, load_tool, run_tool
 
@@ -224,7 +224,8 @@ def test_directory_run_resume_and_failures(tmp_path):
     # 'a' finished in an earlier run; 'b' was interrupted while its JSON was being written.
     finished = out / 'a_alphapose_tracked_person.json'
     finished.write_text('{"7": {}}')
-    leftover = Path(pose_json_path(str(out), 'b') + '.tmp')
+    # (the temporary a killed atomic_write_bytes leaves: '.' + name + 8 random chars + '.tmp')
+    leftover = out / ('.' + Path(pose_json_path(str(out), 'b')).name + 'k1ll3d_x.tmp')
     leftover.write_text('{"1": {"00')
 
     logged = []
@@ -400,9 +401,9 @@ class _RunsCode:
 
 def test_tool_untrusted_checkpoint_needs_the_flag(models, tmp_path, capsys):
     """A pose checkpoint that needs full unpickling: refused with the file and the flag named,
-    loaded with ``--trust-checkpoint`` (see mgenet_mm._compat)."""
+    loaded with ``--trust-checkpoint`` (see mgenet_mm.utils.checkpoint_trust)."""
     marker = tmp_path / 'code_ran'
-    from mgenet_mm._compat import load_checkpoint_file
+    from mgenet_mm.utils import load_checkpoint_file
     checkpoint = load_checkpoint_file(models['pose'], map_location='cpu')  # no flag needed
     checkpoint['meta']['note'] = _RunsCode(marker)
     untrusted = tmp_path / 'rtmpose_t_untrusted.pth'

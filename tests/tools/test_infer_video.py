@@ -16,7 +16,7 @@ from mgenet_mm.apis import init_model
 from tests.apis.test_inference import (MGENET_DEMO_CONFIG, STGNF_DEMO_CONFIG, mgenet_checkpoint,
                                        one_torch_thread, scene, write_scene)  # noqa: F401
 from tests.conftest import REPO, load_tool, run_tool
-from tests.test_checkpoint_trust import _evil_checkpoint
+from tests.utils.test_checkpoint_trust import _evil_checkpoint
 from tests.tools.test_extract_poses import DET_CONFIG, POSE_CONFIG, models  # noqa: F401
 
 GUIDANCE_OFF = ['--cfg-options', 'model.guidance.init_cfg=None']

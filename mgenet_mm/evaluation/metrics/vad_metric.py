@@ -14,9 +14,10 @@ from mmengine.logging import MMLogger, print_log
 
 from mmaction.registry import METRICS
 from ...datasets.pose_utils import POSE_FILE_SUFFIXES, clip_name_from_pose_file
-from ...fileio import atomic_write_bytes  # noqa: F401  (re-exported)
-from ..functional import (DEFAULT_SIGMAS, compute_vad_aucs, kind_aucs, load_shanghaitech_gt,
-                          load_ubnormal_gt, windows_to_frame_scores)
+from ...fileio import atomic_write_bytes, read_clip_list
+from ..functional import (DEFAULT_SIGMAS, component_ranges, compute_vad_aucs, kind_aucs,
+                          load_shanghaitech_gt, load_ubnormal_gt, missing_components, mix_scores,
+                          windows_to_frame_scores)
 
 GT_FORMATS = {
     # name: (file suffix, loader returning 1 = abnormal)
@@ -42,8 +43,9 @@ class VADAUCMetric(BaseMetric):
 
     Windows carry several anomaly components when the model has several branches (MGENet: ``mo``,
     ``app``, ``mm``). With ``score_weights`` they are min-max normalised over the evaluated set
-    and mixed (paper eq. 16); without, the model must give exactly one component, used raw (for
-    STG-NF: ``nll``, which reproduces the official numbers).
+    and mixed (paper eq. 16, :func:`~mgenet_mm.evaluation.functional.mix_scores`, the mix that
+    :mod:`mgenet_mm.apis` applies to one video too); without, the model must give exactly one
+    component, used raw (for STG-NF: ``nll``, which reproduces the official numbers).
 
     ``process`` only keeps a few numbers per window; the results are written by
     ``compute_metrics`` to ``vad_results.json`` (every metric at full precision) and
@@ -58,9 +60,14 @@ class VADAUCMetric(BaseMetric):
             (``<clip>_tracks.txt``, numpy arrays with 1 = normal, as the STG-NF code ships them).
         seg_len (int): Window length T; a window starting at s scores frame s + T // 2.
         clips (Sequence[str] | str, optional): The clips to evaluate: names, a text file with one
-            name per line, or a folder of per-clip pose files (the test split's pose folder).
-            Default: every mask in ``gt_dir`` (the official ShanghaiTech protocol; UBnormal's GT
-            folder also holds training videos, so give its test pose folder there).
+            name per line (blank and ``#`` lines skipped), or a folder of per-clip pose files
+            (the test split's pose folder). Default: every mask in ``gt_dir`` (the official
+            ShanghaiTech protocol; UBnormal's GT folder also holds training videos, so give its
+            test pose folder there).
+        use_dataset_clips (bool): Evaluate the clips the dataset chose instead: its metainfo
+            ``clips``, which mmengine's evaluator hands over as :attr:`dataset_meta` (e.g. a
+            seeded split of :class:`~mgenet_mm.datasets.MGENetWindowDataset`). Excludes
+            ``clips``.
         exclude_clips (Sequence[str]): Clips left out (e.g. ShanghaiTech-HR).
         score_weights (dict, optional): Component name -> weight of the final score.
         normalize (bool): Min-max normalise each component over the set before mixing.
@@ -82,6 +89,7 @@ class VADAUCMetric(BaseMetric):
                  gt_format: str = 'shanghaitech',
                  seg_len: int = 24,
                  clips: Optional[Union[Sequence[str], str]] = None,
+                 use_dataset_clips: bool = False,
                  exclude_clips: Sequence[str] = (),
                  score_weights: Optional[Dict[str, float]] = None,
                  normalize: bool = True,
@@ -94,10 +102,14 @@ class VADAUCMetric(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix)
         if gt_format not in GT_FORMATS:
             raise ValueError(f'gt_format must be one of {sorted(GT_FORMATS)}, got {gt_format!r}')
+        if use_dataset_clips and clips is not None:
+            raise ValueError('give clips or use_dataset_clips=True, not both (set clips=None to '
+                             'evaluate the clips of the dataset)')
         self.gt_dir = gt_dir
         self.gt_format = gt_format
         self.seg_len = seg_len
         self.clips = clips
+        self.use_dataset_clips = use_dataset_clips
         self.exclude_clips = set(exclude_clips)
         self.score_weights = None if score_weights is None else dict(score_weights)
         self.normalize = normalize
@@ -120,20 +132,29 @@ class VADAUCMetric(BaseMetric):
                      scores={name: _to_float(value) for name, value in components.items()}))
 
     # ------------------------------------------------------------------ maths
+    def _dataset_clips(self) -> List[str]:
+        """The clips of the dataset's metainfo (set by the evaluator as ``dataset_meta``)."""
+        clips = (self.dataset_meta or {}).get('clips')
+        if clips is None:
+            raise ValueError('VADAUCMetric(use_dataset_clips=True) needs the dataset\'s clips in '
+                             'dataset_meta: the evaluator sets it from dataset.metainfo, where '
+                             'MGENetWindowDataset puts its clips; outside a runner, set '
+                             'metric.dataset_meta = dataset.metainfo')
+        return sorted(set(clips))
+
     def _load_gt(self) -> 'OrderedDict[str, np.ndarray]':
         suffix, loader = GT_FORMATS[self.gt_format]
         if not osp.isdir(self.gt_dir):
             raise FileNotFoundError(f'ground-truth folder not found: {self.gt_dir}')
-        if self.clips is None:
+        if self.use_dataset_clips:
+            names = self._dataset_clips()
+        elif self.clips is None:
             names = sorted(f[:-len(suffix)] for f in os.listdir(self.gt_dir) if f.endswith(suffix))
         elif isinstance(self.clips, str) and osp.isdir(self.clips):
             names = sorted(clip_name_from_pose_file(f) for f in os.listdir(self.clips)
                            if f.endswith(POSE_FILE_SUFFIXES))
         elif isinstance(self.clips, str):
-            if not osp.isfile(self.clips):
-                raise FileNotFoundError(f'clip list not found: {self.clips}')
-            with open(self.clips) as f:
-                names = sorted({line.strip() for line in f if line.strip()})
+            names = sorted(set(read_clip_list(self.clips)))
         else:
             names = sorted(set(self.clips))
         names = [n for n in names if n not in self.exclude_clips]
@@ -160,27 +181,18 @@ class VADAUCMetric(BaseMetric):
         return kinds
 
     def _mix(self, scores: Dict[str, np.ndarray]) -> np.ndarray:
-        if self.score_weights is None:
-            if len(scores) != 1:
-                raise ValueError(f'windows carry components {sorted(scores)}: set score_weights '
-                                 'to mix them')
-            return next(iter(scores.values()))
-        present = [name for name in self.score_weights if name in scores]
-        if not present:
-            raise KeyError(f'score_weights names {sorted(self.score_weights)}, windows carry '
-                           f'{sorted(scores)}')
-        missing = sorted(set(self.score_weights) - set(present))
-        if missing:
-            # E.g. validation during training, before the BSMM write pass: say so loudly and
-            # record it in the results instead of inventing a value.
-            print_log(f'VADAUCMetric: score components {missing} are absent from the '
-                      f'predictions; the final score mixes only {present}', logger='current',
-                      level=logging.WARNING)
-        self._missing_components = missing
-        mixed = np.zeros_like(scores[present[0]])
-        for name in present:
-            weight = self.score_weights[name]
-            mixed += weight * (min_max(scores[name]) if self.normalize else scores[name])
+        """Eq. 16 with the ranges of the evaluated set (see :func:`mix_scores`)."""
+        mixed = mix_scores(scores, self.score_weights, normalize=self.normalize)
+        if self.score_weights is not None:
+            missing = missing_components(self.score_weights, scores)
+            if missing:
+                # E.g. validation during training, before the BSMM write pass: say so loudly
+                # and record it in the results instead of inventing a value.
+                present = [name for name in self.score_weights if name in scores]
+                print_log(f'VADAUCMetric: score components {missing} are absent from the '
+                          f'predictions; the final score mixes only {present}',
+                          logger='current', level=logging.WARNING)
+            self._missing_components = missing
         return mixed
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
@@ -226,8 +238,7 @@ class VADAUCMetric(BaseMetric):
                     per_kind = kind_aucs(alone['anomaly_scores'], kinds, self.kind_names)
                     metrics.update({f'{key}_{name}': value for key, value in per_kind.items()
                                     if not key.startswith('num_')})
-        ranges = {name: [float(values.min()), float(values.max())]
-                  for name, values in scores.items() if values.size}
+        ranges = {name: list(span) for name, span in component_ranges(scores).items()}
         self._write_results(metrics, final, ranges)
         return metrics
 
@@ -253,13 +264,3 @@ class VADAUCMetric(BaseMetric):
         atomic_write_bytes(osp.join(out_dir, 'vad_frame_scores.npz'),
                            lambda f: np.savez(f, **anomaly))
         print_log(f'VADAUCMetric: results written to {out_dir}', logger='current')
-
-
-def min_max(values: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] over the evaluated set; a constant component becomes all zeros."""
-    low, high = float(np.min(values)), float(np.max(values))
-    if not np.isfinite([low, high]).all():
-        raise ValueError('non-finite anomaly scores cannot be min-max normalised')
-    if high == low:
-        return np.zeros_like(values)
-    return (values - low) / (high - low)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from mgenet_mm.evaluation.functional import min_max
 from mgenet_mm.evaluation.metrics import VADAUCMetric
-from mgenet_mm.evaluation.metrics.vad_metric import atomic_write_bytes, min_max
+from mgenet_mm.fileio import atomic_write_bytes
 
 
 def _samples(reference, component='nll', values=None):
@@ -106,6 +107,29 @@ def test_clip_selection_and_empty_clips(reference, fixtures_dir: Path, tmp_path:
                             exclude_clips=['01_0014'], out_dir=str(tmp_path))
     excluded.process(None, _samples(reference))
     assert excluded.compute_metrics(excluded.results)['num_clips'] == 5
+
+
+def test_clips_from_a_list_file_and_from_the_dataset(reference, fixtures_dir: Path,
+                                                     tmp_path: Path) -> None:
+    gt_dir = str(fixtures_dir / 'stgnf_reference' / 'gt' / 'test_frame_mask')
+    clips = sorted(str(c) for c in reference['clips'])
+    samples = [s for s in _samples(reference) if s['clip_name'] != clips[0]]
+    # A list file: blank lines and '#' comments are skipped, as by the dataset.
+    list_file = tmp_path / 'clips.txt'
+    list_file.write_text('# chosen clips\n\n' + '\n'.join(clips[1:]) + '\n')
+    listed = VADAUCMetric(gt_dir=gt_dir, clips=str(list_file), out_dir=str(tmp_path))
+    listed.process(None, samples)
+    expected = listed.compute_metrics(listed.results)
+    assert expected['num_clips'] == len(clips) - 1
+    # The dataset's clips, as the evaluator hands them over (dataset.metainfo -> dataset_meta).
+    metric = VADAUCMetric(gt_dir=gt_dir, use_dataset_clips=True, out_dir=str(tmp_path))
+    metric.dataset_meta = dict(clips=tuple(clips[1:]))
+    metric.process(None, samples)
+    assert metric.compute_metrics(metric.results) == expected
+    with pytest.raises(ValueError, match='dataset_meta'):
+        VADAUCMetric(gt_dir=gt_dir, use_dataset_clips=True).compute_metrics([])
+    with pytest.raises(ValueError, match='not both'):
+        VADAUCMetric(gt_dir=gt_dir, clips=clips, use_dataset_clips=True)
 
 
 def test_atomic_write_keeps_old_file(tmp_path: Path) -> None:

@@ -1,5 +1,9 @@
-"""Plots of frame-level anomaly scores: per-clip curves (the paper's Figure 5 style) and the
-histogram of normal against abnormal frames (Figure 6 style)."""
+"""Plots of frame-level anomaly scores: per-clip curves (the paper's Figure 5 style), the
+histogram of normal against abnormal frames (Figure 6 style), and one video's score curve.
+
+Every figure is written through :func:`~mgenet_mm.fileio.atomic_write_bytes`: a kill leaves the
+old PNG or none, never half of one.
+"""
 from __future__ import annotations
 
 import os.path as osp
@@ -12,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..fileio import atomic_write_bytes  # noqa: E402
+
+__all__ = ['plot_score_curves', 'plot_score_histogram', 'plot_video_scores', 'KIND_COLOURS']
 
 KIND_COLOURS = {1: '#d62728', 2: '#9467bd', 3: '#ff7f0e'}
 
@@ -97,5 +103,33 @@ def plot_score_histogram(scores: Mapping[str, np.ndarray], gt: Mapping[str, np.n
     if title:
         axis.set_title(title)
     axis.legend()
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def plot_video_scores(frame_scores: np.ndarray, path: str, covered: Optional[np.ndarray] = None,
+                      gt: Optional[np.ndarray] = None, title: str = '') -> None:
+    """The anomaly score over frames; frames no window scored are greyed, ground truth shaded.
+
+    Args:
+        frame_scores: (F,) anomaly per frame.
+        path: Output PNG.
+        covered: (F,) bool, frames scored by a window.
+        gt: (F,) optional 0/1 ground truth (1 = abnormal).
+        title: Figure title.
+    """
+    scores = np.asarray(frame_scores, dtype=np.float64)
+    figure, axis = plt.subplots(figsize=(9, 2.8))
+    if gt is not None:
+        _shade_runs(axis, np.asarray(gt) > 0, '#d62728', 'ground truth')
+    if covered is not None and not np.all(covered):
+        _shade_runs(axis, ~np.asarray(covered, dtype=bool), '#bbbbbb', 'no person window')
+    axis.plot(np.arange(len(scores)), scores, color='#1f77b4', linewidth=1.2,
+              label='anomaly score')
+    axis.set_xlim(0, max(len(scores) - 1, 1))
+    axis.set_xlabel('frame')
+    axis.set_ylabel('anomaly')
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8, loc='upper left')
     figure.tight_layout()
     _save(figure, path)

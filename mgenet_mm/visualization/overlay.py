@@ -1,4 +1,4 @@
-"""Pictures of one video's scores: the score curve (PNG) and an overlay video.
+"""An overlay video of one video's scores (the score curve PNG is in :mod:`.curves`).
 
 The overlay draws every tracked skeleton coloured by the anomaly score of its window (green =
 the least anomalous window of the video, red = the most), the frame's final score as a number,
@@ -8,50 +8,16 @@ from __future__ import annotations
 
 import bisect
 import os.path as osp
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import cv2
 import numpy as np
 
-__all__ = ['plot_video_scores', 'PersonScoreTimeline', 'OverlayWriter', 'COCO17_EDGES']
+__all__ = ['PersonScoreTimeline', 'OverlayWriter', 'COCO17_EDGES']
 
 #: Limbs of the COCO-17 skeleton (joint index pairs).
 COCO17_EDGES = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10),
                 (5, 11), (6, 12), (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))
-
-
-def plot_video_scores(frame_scores: np.ndarray, path: str, covered: Optional[np.ndarray] = None,
-                      gt: Optional[np.ndarray] = None, title: str = '') -> None:
-    """The anomaly score over frames; frames no window scored are greyed, ground truth shaded.
-
-    Args:
-        frame_scores: (F,) anomaly per frame.
-        path: Output PNG.
-        covered: (F,) bool, frames scored by a window.
-        gt: (F,) optional 0/1 ground truth (1 = abnormal).
-        title: Figure title.
-    """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    from ..evaluation.plots import _shade_runs
-    scores = np.asarray(frame_scores, dtype=np.float64)
-    figure, axis = plt.subplots(figsize=(9, 2.8))
-    if gt is not None:
-        _shade_runs(axis, np.asarray(gt) > 0, '#d62728', 'ground truth')
-    if covered is not None and not np.all(covered):
-        _shade_runs(axis, ~np.asarray(covered, dtype=bool), '#bbbbbb', 'no person window')
-    axis.plot(np.arange(len(scores)), scores, color='#1f77b4', linewidth=1.2,
-              label='anomaly score')
-    axis.set_xlim(0, max(len(scores) - 1, 1))
-    axis.set_xlabel('frame')
-    axis.set_ylabel('anomaly')
-    axis.set_title(title, fontsize=10)
-    axis.legend(fontsize=8, loc='upper left')
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 class PersonScoreTimeline:

@@ -1,6 +1,6 @@
-"""Checkpoint trust (``mgenet_mm._compat``): weights-only loading with a short allowlist by default,
-full unpickling only with ``--trust-checkpoint`` / ``MGENET_TRUST_CHECKPOINTS=1`` /
-``trust_checkpoints()``."""
+"""Checkpoint trust (``mgenet_mm.utils.checkpoint_trust``): weights-only loading with a short
+allowlist by default, full unpickling only with ``--trust-checkpoint`` /
+``MGENET_TRUST_CHECKPOINTS=1`` / ``trust_checkpoints()``."""
 import argparse
 import os
 import pickle
@@ -14,9 +14,9 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
-from mgenet_mm import _compat
-from mgenet_mm._compat import (TRUST_ENV, UntrustedCheckpointError, set_checkpoint_trust,
-                               trust_checkpoints)
+from mgenet_mm.utils import checkpoint_trust
+from mgenet_mm.utils import (TRUST_ENV, UntrustedCheckpointError, set_checkpoint_trust,
+                             trust_checkpoints)
 from tests.conftest import REPO, load_tool, run_tool
 
 
@@ -56,9 +56,9 @@ def test_untrusted_checkpoint_is_refused_without_the_flag(tmp_path: Path) -> Non
     assert '--trust-checkpoint' in message and f'{TRUST_ENV}=1' in message
     assert 'trust_checkpoints()' in message
     # ... and the project's own reader (STG-NF official checkpoints)
-    from mgenet_mm.models.backbones.stgnf import _load_checkpoint_file
+    from mgenet_mm.models.model_converters.stgnf_converter import read_stgnf_checkpoint
     with pytest.raises(UntrustedCheckpointError, match='evil.pth'):
-        _load_checkpoint_file(str(path))
+        read_stgnf_checkpoint(str(path))
     assert isinstance(error.value, pickle.UnpicklingError)
     assert not marker.exists()
 
@@ -69,7 +69,7 @@ def test_untrusted_checkpoint_loads_with_trust(tmp_path: Path, monkeypatch, how:
     if how == 'context':
         with trust_checkpoints():
             checkpoint = _load_checkpoint(str(path), map_location='cpu')
-        assert not _compat.checkpoint_trust_enabled()  # restored on exit
+        assert not checkpoint_trust.checkpoint_trust_enabled()  # restored on exit
     elif how == 'setter':
         set_checkpoint_trust(True)
         checkpoint = _load_checkpoint(str(path), map_location='cpu')
@@ -217,9 +217,9 @@ def test_tools_take_the_flag(tool: str, argv: list, monkeypatch) -> None:
     except TypeError:  # train.py and test.py read sys.argv
         args = module.parse_args()
     assert args.trust_checkpoint is True
-    with _compat.trust_from_args(args):
-        assert _compat.checkpoint_trust_enabled() and os.environ[TRUST_ENV] == '1'
-    assert not _compat.checkpoint_trust_enabled() and TRUST_ENV not in os.environ
+    with checkpoint_trust.trust_from_args(args):
+        assert checkpoint_trust.checkpoint_trust_enabled() and os.environ[TRUST_ENV] == '1'
+    assert not checkpoint_trust.checkpoint_trust_enabled() and TRUST_ENV not in os.environ
 
 
 TOY_CONFIG = """
