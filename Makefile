@@ -1,7 +1,7 @@
 # Quick start: `make demo` (the main job) and `make test` (the tests). Both run `make setup`
-# first, which builds the environment once per machine and links it as .venv.
+# first, which builds the environment once per machine and gives the checkout .venv, whose
+# python imports this checkout's mgenet_mm (no PYTHONPATH needed).
 PYTHON_ENV := .venv/bin/python
-export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 # Keep BLAS/OpenMP from oversubscribing small machines while tests run.
 export OMP_NUM_THREADS ?= 2
 PYTEST_ARGS ?=

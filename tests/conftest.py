@@ -37,9 +37,12 @@ def fixtures_dir() -> Path:
 
 
 def run_tool(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``python tools/<args>`` as a user would, from ``cwd``, and fail with its output."""
+    """Run ``python tools/<args>`` as a user would, from ``cwd``, and fail with its output.
+
+    The tools import ``mgenet_mm`` from the environment, as a user's would (``.venv/bin/python``
+    imports this checkout's); only the test plugins' folder is added to the path."""
     env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join([str(REPO), str(REPO / 'tests' / 'plugins'),
+    env['PYTHONPATH'] = os.pathsep.join([str(REPO / 'tests' / 'plugins'),
                                          env.get('PYTHONPATH', '')])
     proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)

@@ -27,7 +27,6 @@ import time
 from typing import Dict, List, Optional
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 KINDS = ('motion', 'appearance', 'scene')
 
@@ -38,9 +37,8 @@ def step(title: str, command: List[str], log_dir: str) -> float:
     start = time.perf_counter()
     os.makedirs(log_dir, exist_ok=True)
     log_path = osp.join(log_dir, title.split(':')[0].replace(' ', '_') + '.log')
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO, os.environ.get('PYTHONPATH', '')]))
     with open(log_path, 'w') as log:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, bufsize=1)
         for line in process.stdout:
             log.write(line)

@@ -43,23 +43,21 @@ import sys
 import time
 from typing import List, Optional, Sequence
 
-# Run from a checkout without installing the package.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mgenet_mm  # noqa: F401  shims + registration before configs are built
+import numpy as np
+from mmengine.config import DictAction
 
-import mgenet_mm  # noqa: E402,F401  shims + registration before configs are built
-import numpy as np  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
-
-from mgenet_mm._compat import (UntrustedCheckpointError, add_trust_argument,  # noqa: E402
-                               trust_from_args)
-from mgenet_mm.apis.inference import (Calibration, InferenceError,  # noqa: E402
+from mgenet_mm.utils import (UntrustedCheckpointError, add_trust_argument,
+                             trust_from_args)
+from mgenet_mm.apis.inference import (Calibration, InferenceError,
                                       VideoScores, init_model, score_video)
-from mgenet_mm.apis.pose_extraction import (  # noqa: E402
+from mgenet_mm.apis.pose_extraction import (
     DEFAULT_DET_CHECKPOINT, DEFAULT_DET_CONFIG, DEFAULT_POSE_CHECKPOINT, DEFAULT_POSE_CONFIG,
-    POSE_JSON_SUFFIX, PoseExtractionError, PoseExtractor, write_json_atomic)
-from mgenet_mm.apis.streaming import StreamingScorer, StreamStep, stream_video  # noqa: E402
-from mgenet_mm.apis.visualization import (OverlayWriter, PersonScoreTimeline,  # noqa: E402
-                                          plot_video_scores)
+    POSE_JSON_SUFFIX, PoseExtractor, write_json_atomic)
+from mgenet_mm.apis.clips import PoseExtractionError
+from mgenet_mm.apis.streaming import StreamingScorer, StreamStep, stream_video
+from mgenet_mm.visualization import (OverlayWriter, PersonScoreTimeline,
+                                     plot_video_scores)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -147,7 +145,7 @@ def write_overlay(scores: VideoScores, video: str, poses: dict, path: str) -> No
     """Offline overlay: read the video again and draw every frame."""
     from tqdm import tqdm
 
-    from mgenet_mm.apis.pose_extraction import Clip, ClipReader
+    from mgenet_mm.apis.clips import Clip, ClipReader
     from mgenet_mm.apis.streaming import poses_by_frame
     timeline = PersonScoreTimeline(scores.seg_len)
     for window in scores.windows:

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the project's Python environment once per machine and links it as .venv.
+# Builds the project's Python environment once per machine and gives the checkout .venv, its own
+# interpreter over that environment, in which this checkout's mgenet_mm is importable.
 #
 # The environment lives in a cache keyed by the Python version, the content of
 # requirements/*.txt and ENV_REVISION below (bump it when a change to this script must rebuild
 # environments), so a second `make setup` (or CI in a fresh clone on the same machine) only
-# re-links it. The mmcv wheel, which has to be compiled from source with its
+# re-checks .venv. The mmcv wheel, which has to be compiled from source with its
 # ops (about 20 minutes on two cores), is cached separately, keyed by (mmcv, torch, python): pip's
 # own wheel cache is keyed by the sdist alone and would happily reuse a wheel built against
 # another torch.
@@ -31,13 +32,65 @@ env_key=$( (echo "$ENV_REVISION"; cat "$REQ"/build.txt "$REQ"/torch.txt "$REQ"/m
               "$REQ"/runtime.txt "$REQ"/tests.txt) | sha256sum | cut -c1-12)
 VENV="$CACHE/venv-$py_tag-$env_key"
 
+# .venv is a small venv of this checkout (no pip; made in a fraction of a second) from the
+# shared environment's base interpreter. One .pth file in its site-packages puts this checkout's
+# root on sys.path and then adds the shared environment's site-packages with site.addsitedir, so
+# that the .pth files there run too. `import mgenet_mm` so resolves to the checkout that .venv
+# lives in, also when several checkouts share one cached environment (CI's fresh clone beside a
+# developer's), which a link to the shared environment or an install into it cannot give. The
+# root is written relative to site-packages, so a copied or moved checkout imports itself.
+THIN="$ROOT/.venv"
+THIN_MARK="$THIN/mgenet_mm_env"  # holds $VENV; tells our .venv from a directory made by hand
+THIN_PTH=_mgenet_mm_env.pth
+
+# Whether .venv is ours, over $VENV and its base interpreter, and resolves mgenet_mm to this
+# checkout and torch to $VENV (find_spec: nothing is imported). -I: PYTHONPATH does not count.
+thin_venv_ok() {
+    [ -x "$THIN/bin/python" ] && [ "$(cat "$THIN_MARK" 2>/dev/null)" = "$VENV" ] &&
+        [ "$(grep -s '^home' "$THIN/pyvenv.cfg")" = "$(grep '^home' "$VENV/pyvenv.cfg")" ] &&
+        "$THIN/bin/python" -I - "$ROOT" "$VENV" <<'PY'
+import importlib.util, os, sys
+root, shared = sys.argv[1:]
+ours = importlib.util.find_spec('mgenet_mm')
+torch = importlib.util.find_spec('torch')
+sys.exit(0 if ours and ours.origin and torch and torch.origin
+         and os.path.samefile(os.path.dirname(ours.origin), os.path.join(root, 'mgenet_mm'))
+         and os.path.realpath(torch.origin).startswith(os.path.realpath(shared) + os.sep)
+         else 1)
+PY
+}
+
 link_venv() {
-    if [ -L "$ROOT/.venv" ] || [ ! -e "$ROOT/.venv" ]; then
-        ln -sfn "$VENV" "$ROOT/.venv"
-    else
-        echo "error: $ROOT/.venv exists and is not a link made by make setup; remove it first" >&2
+    if [ -L "$THIN" ]; then
+        rm -f "$THIN"  # the link to the shared environment that make setup made before
+    elif [ -e "$THIN" ] && [ ! -f "$THIN_MARK" ]; then
+        echo "error: $THIN exists and was not made by make setup; remove it first" >&2
         exit 1
     fi
+    if thin_venv_ok; then
+        log "checkout interpreter $THIN (reused)"
+        return
+    fi
+    rm -rf "$THIN"
+    mkdir "$THIN"
+    : >"$THIN_MARK"  # ours from here on: an interrupted run is redone, not refused
+    # From a venv's python, venv builds on the base interpreter (sys._base_executable).
+    "$VENV/bin/python" -m venv --without-pip "$THIN"
+    "$THIN/bin/python" -I - "$ROOT" "$VENV" "$THIN_PTH" <<'PY'
+import os, sys, sysconfig
+root, shared, name = sys.argv[1:]
+own = sysconfig.get_paths()['purelib']  # .venv's site-packages
+shared_dirs = dict.fromkeys(sysconfig.get_paths(vars=dict(base=shared, platbase=shared))[key]
+                            for key in ('purelib', 'platlib'))
+lines = ['# make setup: this checkout first, then the shared environment (tools/setup_env.sh)',
+         os.path.relpath(root, own)]
+lines += [f'import site; site.addsitedir({path!r})' for path in shared_dirs if os.path.isdir(path)]
+with open(os.path.join(own, name), 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+PY
+    echo "$VENV" >"$THIN_MARK"
+    thin_venv_ok || { echo "error: $THIN does not import this checkout's mgenet_mm" >&2; exit 1; }
+    log "checkout interpreter $THIN (created)"
 }
 
 # One builder at a time per cache (two clones running make setup together).

@@ -5,17 +5,13 @@ Example:
 """
 import argparse
 import os
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import mgenet_mm  # noqa: F401  shims + registration before configs are built
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
 
-import mgenet_mm  # noqa: E402,F401  shims + registration before configs are built
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from mgenet_mm._compat import add_trust_argument, trust_from_args  # noqa: E402
-from mgenet_mm.engine import finish_distributed, resolve_dist_backend, set_work_dir  # noqa: E402
+from mgenet_mm.utils import add_trust_argument, trust_from_args
+from mgenet_mm.engine import finish_distributed, resolve_dist_backend, set_work_dir
 
 
 def parse_args() -> argparse.Namespace:

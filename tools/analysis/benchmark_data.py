@@ -29,23 +29,20 @@ import json
 import os
 import os.path as osp
 import resource
-import sys
 import tempfile
 import time
 from typing import Dict, List, Tuple
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import init_default_scope
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-from mmengine.dataset import pseudo_collate  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-
-import mgenet_mm  # noqa: E402,F401
-from mmaction.registry import DATASETS, MODELS  # noqa: E402
-from mgenet_mm.datasets.transforms.feature_cache import (FeatureCacheWriter,  # noqa: E402
-                                                         WindowIndex)
+import mgenet_mm  # noqa: F401
+from mmaction.registry import DATASETS, MODELS
+from mgenet_mm.datasets.feature_cache import (FeatureCacheWriter,
+                                          WindowIndex)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_VIDEO = osp.join(REPO, '..', 'shared', 'fixtures', 'real_video', 'vtest.avi')

@@ -20,22 +20,19 @@ import json
 import os
 import os.path as osp
 import resource
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import mgenet_mm  # noqa: E402,F401
-from mgenet_mm._compat import add_trust_argument, trust_from_args  # noqa: E402
-from mgenet_mm.apis import score_pose_windows  # noqa: E402
-from mgenet_mm.datasets import PoseWindowDataset  # noqa: E402
-from mgenet_mm.evaluation.functional import (compute_vad_aucs, load_shanghaitech_gt,  # noqa: E402
+import mgenet_mm  # noqa: F401
+from mgenet_mm.utils import add_trust_argument, trust_from_args
+from mgenet_mm.apis import score_pose_windows
+from mgenet_mm.datasets import PoseWindowDataset
+from mgenet_mm.evaluation.functional import (compute_vad_aucs, load_shanghaitech_gt,
                                              windows_to_frame_scores)
-from mgenet_mm.models.backbones import STGNF  # noqa: E402
+from mgenet_mm.models.backbones import STGNF
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT_GT = osp.join(REPO, '..', 'shared', 'fixtures', 'shanghaitech_gt', 'test_frame_mask')

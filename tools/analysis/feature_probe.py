@@ -22,14 +22,12 @@ import os.path as osp
 import sys
 from typing import Dict, Optional, Sequence, Tuple
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from mgenet_mm.datasets.transforms.feature_cache import (INDEX, FeatureCacheReader,  # noqa: E402
-                                                         WindowIndex)
-from mgenet_mm.evaluation.functional.vad_scores import (compute_vad_aucs, kind_aucs,  # noqa: E402
+from mgenet_mm.datasets.feature_cache import (INDEX, FeatureCacheReader,
+                                          WindowIndex)
+from mgenet_mm.evaluation.functional.vad_scores import (compute_vad_aucs, kind_aucs,
                                                         load_shanghaitech_gt,
                                                         windows_to_frame_scores)
 

@@ -8,19 +8,15 @@ Example:
     python tools/analysis/model_summary.py configs/mgenet/sht.py --repeat 5
 """
 import argparse
-import os.path as osp
-import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
-import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-
-import mgenet_mm  # noqa: E402,F401
-from mmaction.registry import MODELS  # noqa: E402
-from mmaction.structures import ActionDataSample  # noqa: E402
+import mgenet_mm  # noqa: F401
+from mmaction.registry import MODELS
+from mmaction.structures import ActionDataSample
 
 
 def count(module: torch.nn.Module) -> str:

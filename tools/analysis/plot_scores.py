@@ -10,14 +10,11 @@ import argparse
 import glob
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from mgenet_mm.evaluation.metrics.vad_metric import GT_FORMATS  # noqa: E402
-from mgenet_mm.evaluation.plots import plot_score_curves, plot_score_histogram  # noqa: E402
+from mgenet_mm.evaluation.metrics.vad_metric import GT_FORMATS
+from mgenet_mm.visualization import plot_score_curves, plot_score_histogram
 
 
 def find_scores(path: str) -> str:

@@ -3,8 +3,8 @@
 For every window of the split, the frozen cube embedding F_B (``model.cube_embed``) turns the
 person tube into (C, t, h, w) cube tokens; for every clip, the frozen scene encoder F_S
 (``model.scene_encoder``) turns the scene image into a (C_s,) vector. Both are stored as float16
-in a feature cache (layout, crash safety and checksums: ``mgenet_mm/datasets/transforms/
-feature_cache.py``) that ``LoadCachedFeatures`` reads during training and testing.
+in a feature cache (layout, crash safety and checksums: ``mgenet_mm/datasets/feature_cache/``)
+that ``LoadCachedFeatures`` reads during training and testing.
 
 The tubes and scene images come from the split's own dataloader pipeline, packed and normalised
 exactly as the model would receive them (the config's pack transform, then the model's data
@@ -42,23 +42,20 @@ import time
 from functools import partial
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-# Run from a checkout without installing the package.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+import mgenet_mm  # noqa: F401  shims + registration before configs are built
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.registry import FUNCTIONS, init_default_scope
+from tqdm import tqdm
 
-import mgenet_mm  # noqa: E402,F401  shims + registration before configs are built
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.logging import print_log  # noqa: E402
-from mmengine.registry import FUNCTIONS, init_default_scope  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from mmaction.registry import DATASETS, MODELS  # noqa: E402
-from mgenet_mm._compat import add_trust_argument, trust_from_args  # noqa: E402
-from mgenet_mm.datasets.transforms.feature_cache import (  # noqa: E402
+from mmaction.registry import DATASETS, MODELS
+from mgenet_mm.utils import add_trust_argument, trust_from_args
+from mgenet_mm.datasets.feature_cache import (
     FEATURE_NEUTRAL_TRANSFORMS, FeatureCacheError, FeatureCacheReader, FeatureCacheWriter,
     WindowIndex, cache_checksum, extractor_config, transform_type, weights_checksum)
-from mgenet_mm.models.frozen_parts import build_frozen_parts, random_frozen_parts  # noqa: E402
-from mgenet_mm.models.recognizers.mgenet import DEFAULT_PREPROCESSOR  # noqa: E402
+from mgenet_mm.models.frozen_parts import build_frozen_parts, random_frozen_parts
+from mgenet_mm.preprocessing import DEFAULT_PREPROCESSOR
 
 SPLITS = ('train', 'test')
 

@@ -3,7 +3,7 @@
 Person detection with an MMDetection model, top-down poses with an MMPose model and a greedy
 frame-to-frame tracker (IoU of constant-velocity predicted boxes, optionally blended with OKS).
 One ``<clip>_alphapose_tracked_person.json`` per clip is written into ``--out-dir``, in the layout
-the pose datasets read (``docs/data_layout.md``). A clip whose JSON exists is skipped, so an
+the pose datasets read (``docs/data_preparation.md``). A clip whose JSON exists is skipped, so an
 interrupted directory run resumes where it stopped.
 
 Examples:
@@ -18,18 +18,15 @@ Examples:
         --det-config mmdet::rtmdet/rtmdet_tiny_8xb32-300e_coco.py --det-checkpoint tiny.pth
 """
 import argparse
-import os.path as osp
 import sys
 from typing import List, Optional
 
-# Run from a checkout without installing the package.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-import mgenet_mm  # noqa: E402,F401  shims (checkpoint loaders under the trust policy) first
-from mgenet_mm._compat import add_trust_argument, trust_from_args  # noqa: E402
-from mgenet_mm.apis.pose_extraction import (  # noqa: E402
+import mgenet_mm  # noqa: F401  shims (checkpoint loaders under the trust policy) first
+from mgenet_mm.utils import add_trust_argument, trust_from_args
+from mgenet_mm.apis.pose_extraction import (
     DEFAULT_DET_CHECKPOINT, DEFAULT_DET_CONFIG, DEFAULT_POSE_CHECKPOINT, DEFAULT_POSE_CONFIG,
-    PoseExtractionError, PoseExtractor, run_pose_extraction)
+    PoseExtractor, run_pose_extraction)
+from mgenet_mm.apis.clips import PoseExtractionError
 
 
 def default_device() -> str:
@@ -99,7 +96,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
-        with trust_from_args(args):  # --trust-checkpoint: see mgenet_mm._compat
+        with trust_from_args(args):  # --trust-checkpoint: see mgenet_mm.utils.checkpoint_trust
             extractor = PoseExtractor.from_config(
                 det_config=args.det_config,
                 det_checkpoint=args.det_checkpoint,

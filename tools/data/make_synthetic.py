@@ -1,8 +1,8 @@
 """Generate the synthetic human-behaviour anomaly benchmark (ShanghaiTech layout).
 
 The benchmark has motion, appearance and scene-related anomalies rendered from articulated
-skeletons (see ``mgenet_mm/datasets/synthetic.py`` and ``docs/data_layout.md``). The same seed
-gives byte-identical files.
+skeletons (see ``mgenet_mm/synthetic/`` and ``docs/benchmark.md``). The same seed gives
+byte-identical files.
 
 Examples:
     python tools/data/make_synthetic.py --out data/synthetic
@@ -16,12 +16,8 @@ import sys
 import time
 from typing import Optional, Tuple
 
-# Run from a checkout without installing the package.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-
-from mgenet_mm.datasets.synthetic import (PRESETS, check_layout,  # noqa: E402
-                                          config_dict, generate_benchmark, make_montage,
-                                          preset_config, summarize_benchmark)
+from mgenet_mm.synthetic import (PRESETS, check_layout, config_dict, generate_benchmark,
+                                 make_montage, preset_config, summarize_benchmark)
 
 
 def _pair(text: str, sep_options: str = ',-x') -> Tuple[int, int]:
