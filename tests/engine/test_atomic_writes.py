@@ -319,8 +319,7 @@ def serve() -> None:
 class _ForkServer:
 
     def __init__(self) -> None:
-        env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
-                   PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]))
+        env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
         code = 'from tests.engine.test_atomic_writes import serve; serve()'
         self.proc = subprocess.Popen([sys.executable, '-c', code], cwd=REPO, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,

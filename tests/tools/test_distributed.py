@@ -81,7 +81,6 @@ def _free_port() -> int:
 
 def _env() -> Dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable, PORT=str(_free_port()))
-    env['PYTHONPATH'] = os.pathsep.join([str(REPO), env.get('PYTHONPATH', '')])
     return env
 
 
@@ -132,8 +131,7 @@ def bench(tmp_path_factory) -> Dict:
                                           train=TRAIN_WINDOWS, test=TEST_WINDOWS, root=root))
     # The guidance flow and the feature cache do not depend on each other (the cache does not
     # involve the guidance weights): make them side by side.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH',
-                                                                                 '')]))
+    env = dict(os.environ)
     with open(root / 'stgnf.log', 'w') as log:
         flow = subprocess.Popen(
             [sys.executable, 'tools/train.py', 'configs/stgnf/stgnf_demo.py', '--work-dir',

@@ -242,7 +242,7 @@ def test_test_tool_refuses_then_trusts(tmp_path: Path) -> None:
     config = tmp_path / 'toy.py'
     config.write_text(TOY_CONFIG)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO), str(REPO / 'tests' / 'plugins'), os.environ.get('PYTHONPATH', '')]))
+        [str(REPO / 'tests' / 'plugins'), os.environ.get('PYTHONPATH', '')]))
     env.pop(TRUST_ENV, None)
     args = [sys.executable, str(REPO / 'tools' / 'test.py'), str(config), str(path),
             '--work-dir', str(tmp_path / 'work')]
