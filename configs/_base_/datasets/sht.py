@@ -2,7 +2,8 @@
 #   training/videos/<scene>_<clip>.avi + pose/train/<clip>_alphapose_tracked_person.json
 #   testing/frames/<scene>_<clip>/<NNN>.jpg + pose/test/<clip>_alphapose_tracked_person.json
 #   gt/test_frame_mask/<scene>_<clip>.npy   (1 = abnormal)
-# Per window: the 64x64 person tube of its T = 24 frames (one keypoint box for the whole window),
+# Per window: the 64x64 person tube of its T = 24 frames (one keypoint box for the whole window,
+# at most 1.5x the person's height: beyond, it slides with the person),
 # the clip's median background as scene image, the STG-NF-normalised skeleton. No flip: a
 # mirrored skeleton would need a mirrored tube and scene too. The tube is cut before the pose is
 # normalised (it needs keypoints in pixels).
@@ -14,7 +15,8 @@ dataset_type = 'MGENetWindowDataset'
 meta_keys = ('scene_key', 'tube_box')
 
 rgb_steps = [
-    dict(type='PersonTubeCrop', size=tube_size, margin=0.1, score_thr=0.2),
+    dict(type='PersonTubeCrop', size=tube_size, margin=0.1, score_thr=0.2,
+         max_person_ratio=1.5),
     dict(type='SceneImage', mode='median', num_frames=15, size=scene_size),
     dict(type='NormalizePoseWindow', video_resolution=(856, 480)),
     dict(type='PackMGENetInputs', meta_keys=meta_keys)

@@ -5,7 +5,7 @@ pixel values in 0..255: mean/std normalisation is the data preprocessor's job.
 ``PersonTubeCrop`` needs the keypoints in pixels, so it comes before ``NormalizePoseWindow``
 (:mod:`.pose_transforms`).
 
-The frame rules (:func:`keypoint_tube_box`, :func:`scene_frame_indices`, :func:`median_scene`,
+The frame rules (:func:`keypoint_tube_boxes`, :func:`scene_frame_indices`, :func:`median_scene`,
 :func:`resize_image`) are functions so that :mod:`mgenet_mm.apis` computes the same tube and
 scene on a stream as these transforms do offline.
 """
@@ -23,7 +23,7 @@ from .utils import describe_window
 
 __all__ = [
     'PersonTubeCrop', 'SceneImage', 'resize_image', 'crop_with_padding', 'keypoint_tube_box',
-    'scene_frame_indices', 'median_scene'
+    'keypoint_tube_boxes', 'scene_frame_indices', 'median_scene'
 ]
 
 
@@ -63,6 +63,13 @@ def crop_with_padding(image: np.ndarray, x0: int, y0: int, width: int, height: i
     return out
 
 
+def _confident_points(points: np.ndarray, score_thr: float) -> np.ndarray:
+    """(N, C) keypoints -> bool (N,): finite, and above ``score_thr`` when any of them is."""
+    finite = np.isfinite(points[:, :2]).all(axis=1)
+    keep = finite & (points[:, 2] > score_thr) if points.shape[1] > 2 else finite
+    return keep if keep.any() else finite
+
+
 def keypoint_tube_box(keypoint: np.ndarray, score_thr: float = 0.2, margin: float = 0.1,
                       aspect: float = 1.0, min_size: float = 16.0) -> np.ndarray:
     """One box for a whole window: the union of its confident keypoints, enlarged.
@@ -79,10 +86,7 @@ def keypoint_tube_box(keypoint: np.ndarray, score_thr: float = 0.2, margin: floa
         np.ndarray: (4,) float64 box (x1, y1, x2, y2), possibly reaching outside the image.
     """
     points = keypoint.reshape(-1, keypoint.shape[-1])  # (T * V, C)
-    finite = np.isfinite(points[:, :2]).all(axis=1)
-    keep = finite & (points[:, 2] > score_thr) if points.shape[1] > 2 else finite
-    if not keep.any():
-        keep = finite
+    keep = _confident_points(points, score_thr)
     if not keep.any():
         raise ValueError('no finite keypoint in the window')
     xy = points[keep, :2].astype(np.float64)
@@ -94,16 +98,87 @@ def keypoint_tube_box(keypoint: np.ndarray, score_thr: float = 0.2, margin: floa
     return np.array([cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2])
 
 
+def _frame_person_boxes(keypoint: np.ndarray, score_thr: float) -> np.ndarray:
+    """(T, V, C) keypoints -> (T, 4) per-frame boxes of the confident keypoints; NaN rows for
+    frames without a finite keypoint. The confidence rule is the window's (one threshold for the
+    whole window, as :func:`keypoint_tube_box` applies it)."""
+    flat = keypoint.reshape(-1, keypoint.shape[-1])  # (T * V, C)
+    keep = _confident_points(flat, score_thr).reshape(keypoint.shape[:2])  # (T, V)
+    boxes = np.full((len(keypoint), 4), np.nan)
+    for t in np.flatnonzero(keep.any(axis=1)):
+        xy = keypoint[t, keep[t], :2].astype(np.float64)
+        boxes[t] = (*xy.min(axis=0), *xy.max(axis=0))
+    return boxes
+
+
+def keypoint_tube_boxes(keypoint: np.ndarray, score_thr: float = 0.2, margin: float = 0.1,
+                        aspect: float = 1.0, min_size: float = 16.0,
+                        max_person_ratio: Optional[float] = 1.5) -> np.ndarray:
+    """The tube of a window: one box size for all T frames, a per-frame position.
+
+    Starts from :func:`keypoint_tube_box` (the union of the window's keypoints). When
+    ``max_person_ratio`` is given, the box height is capped at that many times the person's
+    own size: the median over the frames of ``max(h_t, w_t / aspect)``, the height (or the
+    aspect-scaled width, for a lying person) of the frame's keypoint box. A box within the cap
+    is cut at the same place from every frame (the person moves inside it). A capped box (fast
+    motion: a sprinter or rider crosses more than the cap within the window) keeps the union's
+    centre as far as it can and slides only as much as needed to keep the frame's keypoint
+    box, with ``margin`` times the person's size on each side, inside it: the person still
+    moves within the tube and stays at its scale, instead of shrinking to a few pixels in a
+    box that spans the whole path. Without the cap (``None``) every frame gets the union box.
+
+    Args:
+        keypoint (np.ndarray): (T, V, 3) keypoints in pixels, (x, y, confidence).
+        score_thr, margin, aspect, min_size: As for :func:`keypoint_tube_box`.
+        max_person_ratio (float, optional): Largest box height over the person's size.
+
+    Returns:
+        np.ndarray: (T, 4) float64 boxes (x1, y1, x2, y2), all of one size; frames without a
+        keypoint take their position from the nearest frames (linear interpolation).
+    """
+    union = keypoint_tube_box(keypoint, score_thr, margin, aspect, min_size)
+    boxes = np.repeat(union[None], len(keypoint), axis=0)  # (T, 4)
+    if max_person_ratio is None:
+        return boxes
+    if max_person_ratio <= 0:
+        raise ValueError(f'max_person_ratio must be > 0, got {max_person_ratio}')
+    person = _frame_person_boxes(keypoint, score_thr)
+    seen = np.isfinite(person[:, 0])
+    extent = np.maximum(person[seen, 3] - person[seen, 1],
+                        (person[seen, 2] - person[seen, 0]) / aspect)  # (T_seen,)
+    size = float(np.median(extent))
+    height = max(min(union[3] - union[1], max_person_ratio * size), min_size)
+    if height >= union[3] - union[1]:
+        return boxes
+    width = height * aspect
+    centre = np.array([(union[0] + union[2]) / 2, (union[1] + union[3]) / 2])
+    pad = margin * size * np.array([aspect, 1.0])
+    half = np.array([width, height]) / 2
+    low = person[seen, 2:] + pad - half   # (T_seen, 2): smallest centre keeping the person in
+    high = person[seen, :2] - pad + half  # largest such centre
+    # A person larger than the box in one axis (rare: a fall across the frame) is centred.
+    centres = np.where(low <= high, np.clip(centre, low, high), (low + high) / 2)
+    frames = np.arange(len(keypoint))
+    cx = np.interp(frames, frames[seen], centres[:, 0])
+    cy = np.interp(frames, frames[seen], centres[:, 1])
+    return np.stack([cx - half[0], cy - half[1], cx + half[0], cy + half[1]], axis=1)
+
+
 @TRANSFORMS.register_module()
 class PersonTubeCrop(BaseTransform):
     """Crop the human-centric tube of a window from its decoded frames.
 
-    One box per window (see :func:`keypoint_tube_box`): the union of the window's keypoints with
+    The tube (see :func:`keypoint_tube_boxes`) is the union of the window's keypoints with
     confidence > ``score_thr`` over all T frames, with a relative ``margin`` on each side, made
-    square (more generally, of the output's aspect ratio). The same box is cut from every frame,
-    so the person's motion stays visible inside the tube instead of being cancelled by a
-    per-frame re-centring. Parts of the box outside the frame are filled with ``pad_value``;
-    each crop is resized to ``size`` (area averaging when shrinking).
+    square (more generally, of the output's aspect ratio), its height capped at
+    ``max_person_ratio`` times the person's own size. Within the cap the same box is cut from
+    every frame, so the person's motion stays visible inside the tube instead of being cancelled
+    by a per-frame re-centring. Beyond it (a sprinter or a rider crossing several body heights in
+    one window) the box keeps its size and slides just enough to keep the person inside: the
+    person keeps its scale in the tube, so that what it carries or rides stays visible at the
+    tube's resolution (without the cap a 24-frame window of a rider spans ~250 px and shrinks a
+    scooter deck to a pixel in a 32 px tube). Parts of a box outside the frame are filled with
+    ``pad_value``; each crop is resized to ``size`` (area averaging when shrinking).
 
     The keypoints must be in pixels: place this transform before ``NormalizePoseWindow`` (which
     replaces ``keypoint`` by normalised coordinates), or point ``keypoint_key`` at a raw copy.
@@ -120,7 +195,9 @@ class PersonTubeCrop(BaseTransform):
         - img_shape: (size_h, size_w)
 
     Added Keys:
-        - tube_box: (4,) int64 (x1, y1, x2, y2) pixel box cut from every frame (end exclusive)
+        - tube_box: (4,) int64 (x1, y1, x2, y2) pixel box cut from the window's middle frame
+          T // 2, the frame the window's score is given to (end exclusive)
+        - tube_boxes: (T, 4) int64 pixel box cut from each frame (all equal within the cap)
 
     Args:
         size (int | tuple): Output (height, width); an int is square. Default 64.
@@ -131,6 +208,9 @@ class PersonTubeCrop(BaseTransform):
         min_size (float): Smallest box height in pixels, for near-degenerate boxes. Default 16.
         pad_value (int): Fill value outside the frame. Default 0.
         keypoint_key (str): Where the raw keypoints are. Default ``'keypoint'``.
+        max_person_ratio (float, optional): Cap of the box height, in multiples of the
+            person's median per-frame size; ``None`` for the plain union box of every
+            keypoint. Default 1.5.
     """
 
     _NORMALISED_LIMIT = 10.0
@@ -141,15 +221,19 @@ class PersonTubeCrop(BaseTransform):
                  score_thr: float = 0.2,
                  min_size: float = 16.0,
                  pad_value: int = 0,
-                 keypoint_key: str = 'keypoint') -> None:
+                 keypoint_key: str = 'keypoint',
+                 max_person_ratio: Optional[float] = 1.5) -> None:
         if margin < 0:
             raise ValueError(f'margin must be >= 0, got {margin}')
+        if max_person_ratio is not None and max_person_ratio <= 0:
+            raise ValueError(f'max_person_ratio must be > 0 or None, got {max_person_ratio}')
         self.size = _pair(size, 'size')
         self.margin = margin
         self.score_thr = score_thr
         self.min_size = min_size
         self.pad_value = pad_value
         self.keypoint_key = keypoint_key
+        self.max_person_ratio = max_person_ratio
 
     def transform(self, results: Dict) -> Dict:
         imgs = results['imgs']
@@ -164,34 +248,43 @@ class PersonTubeCrop(BaseTransform):
             raise ValueError(f'{describe_window(results)}: keypoints look normalised (all within '
                              f'{self._NORMALISED_LIMIT} of 0); PersonTubeCrop needs them in '
                              'pixels: place it before NormalizePoseWindow')
+        if len(keypoint) != len(imgs):
+            raise ValueError(f'{describe_window(results)}: {len(imgs)} decoded frames but '
+                             f'{len(keypoint)} frames of keypoints')
         try:
-            box = keypoint_tube_box(keypoint, self.score_thr, self.margin, out_w / out_h,
-                                    self.min_size)
+            boxes = keypoint_tube_boxes(keypoint, self.score_thr, self.margin, out_w / out_h,
+                                        self.min_size, self.max_person_ratio)
         except ValueError as error:
             raise ValueError(f'{describe_window(results)}: {error}') from None
-        # Whole pixels: the box keeps its size in pixels, its corner is rounded.
-        width = max(int(round(box[2] - box[0])), 1)
-        height = max(int(round(box[3] - box[1])), 1)
-        x0 = int(round((box[0] + box[2]) / 2 - width / 2))
-        y0 = int(round((box[1] + box[3]) / 2 - height / 2))
-        if x0 >= img_w or y0 >= img_h or x0 + width <= 0 or y0 + height <= 0:
+        # Whole pixels: the box keeps its size in pixels, its corners are rounded.
+        width = max(int(round(boxes[0, 2] - boxes[0, 0])), 1)
+        height = max(int(round(boxes[0, 3] - boxes[0, 1])), 1)
+        x0 = np.round((boxes[:, 0] + boxes[:, 2]) / 2 - width / 2).astype(np.int64)  # (T,)
+        y0 = np.round((boxes[:, 1] + boxes[:, 3]) / 2 - height / 2).astype(np.int64)
+        if (x0.min() >= img_w or y0.min() >= img_h or x0.max() + width <= 0
+                or y0.max() + height <= 0):
             raise ValueError(
-                f'{describe_window(results)}: the keypoint box ({x0}, {y0}, {x0 + width}, '
-                f'{y0 + height}) lies outside the {img_w}x{img_h} frame; PersonTubeCrop needs '
-                'keypoints in pixels (place it before NormalizePoseWindow)')
+                f'{describe_window(results)}: the keypoint box ({x0.min()}, {y0.min()}, '
+                f'{x0.max() + width}, {y0.max() + height}) lies outside the {img_w}x{img_h} '
+                'frame; PersonTubeCrop needs keypoints in pixels (place it before '
+                'NormalizePoseWindow)')
         tube = np.empty((len(imgs), out_h, out_w, 3), dtype=np.uint8)
         for t, frame in enumerate(imgs):
-            crop = crop_with_padding(frame, x0, y0, width, height, self.pad_value)
+            crop = crop_with_padding(frame, int(x0[t]), int(y0[t]), width, height,
+                                     self.pad_value)
             tube[t] = resize_image(crop, self.size)
+        tube_boxes = np.stack([x0, y0, x0 + width, y0 + height], axis=1)  # (T, 4)
         results['imgs'] = tube  # (T, H, W, 3)
         results['img_shape'] = self.size
-        results['tube_box'] = np.array([x0, y0, x0 + width, y0 + height], dtype=np.int64)
+        results['tube_boxes'] = tube_boxes
+        results['tube_box'] = tube_boxes[len(tube_boxes) // 2].copy()
         return results
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(size={self.size}, margin={self.margin}, '
                 f'score_thr={self.score_thr}, min_size={self.min_size}, '
-                f'pad_value={self.pad_value}, keypoint_key={self.keypoint_key!r})')
+                f'pad_value={self.pad_value}, keypoint_key={self.keypoint_key!r}, '
+                f'max_person_ratio={self.max_person_ratio})')
 
 
 def scene_frame_indices(total: int,

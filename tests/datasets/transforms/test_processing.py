@@ -12,7 +12,7 @@ from mmengine.registry import init_default_scope
 import mgenet_mm  # noqa: F401
 from mgenet_mm.datasets import MGENetWindowDataset
 from mgenet_mm.datasets.transforms import PersonTubeCrop, SceneImage
-from mgenet_mm.datasets.transforms.processing import keypoint_tube_box
+from mgenet_mm.datasets.transforms.processing import keypoint_tube_box, keypoint_tube_boxes
 from mmaction.registry import TRANSFORMS
 
 init_default_scope('mmaction')
@@ -77,6 +77,49 @@ def test_tube_is_one_box_for_every_frame() -> None:
     centres = [np.nonzero(moving[i, ..., 0] > 128)[1].mean() for i in range(t)]
     assert np.all(np.diff(centres) > 3)
     assert 'size=(32, 32)' in repr(crop)
+
+
+def test_fast_person_slides_a_capped_tube() -> None:
+    """Beyond max_person_ratio x the person's size the tube keeps its size and slides."""
+    t = 8
+    # 20 x 60 px person running right 30 px per frame: the union is 230 px wide.
+    keypoint = np.concatenate([_keypoints(30 + 30 * i, 30, 50 + 30 * i, 90, t=1)
+                               for i in range(t)])
+    boxes = keypoint_tube_boxes(keypoint, 0.2, 0.1, max_person_ratio=1.5)
+    # side = 1.5 x median size 60 = 90; centre x clipped to [x2 + 6 - 45, x1 - 6 + 45] around
+    # the union centre 145 (6 = margin 0.1 x size 60); y stays at the union centre 60
+    np.testing.assert_allclose(boxes[:, 2] - boxes[:, 0], 90)
+    np.testing.assert_allclose(boxes[:, 3] - boxes[:, 1], 90)
+    np.testing.assert_allclose((boxes[:, 0] + boxes[:, 2]) / 2,
+                               [69, 99, 129, 145, 145, 161, 191, 221])
+    np.testing.assert_allclose((boxes[:, 1] + boxes[:, 3]) / 2, 60)
+    # without the cap: the union box in every frame, 230 * 1.2 = 276 px
+    plain = keypoint_tube_boxes(keypoint, 0.2, 0.1, max_person_ratio=None)
+    np.testing.assert_allclose(plain, np.repeat(keypoint_tube_box(keypoint)[None], t, axis=0))
+    assert plain[0, 2] - plain[0, 0] == pytest.approx(276)
+    # the transform cuts the sliding boxes: the person (a white block) is whole in every crop,
+    # at the same scale, and still moves inside the tube
+    frames = [np.zeros((120, 320, 3), np.uint8) for _ in range(t)]
+    for i in range(t):
+        frames[i][30:90, 30 + 30 * i:50 + 30 * i] = 255
+    results = PersonTubeCrop(size=45, margin=0.1)(dict(imgs=frames, keypoint=keypoint))
+    assert results['tube_boxes'].shape == (t, 4)
+    assert results['tube_box'].tolist() == [100, 15, 190, 105]  # the middle frame's box
+    for i in range(t):
+        columns = np.nonzero(results['imgs'][i, 22, :, 0] > 128)[0]
+        assert len(columns) == 10  # 20 px at scale 1/2, never cut
+    centres = [np.nonzero(results['imgs'][i, 22, :, 0] > 128)[0].mean() for i in range(t)]
+    assert centres[3] - centres[4] < -10 / 2  # moving inside the tube where the box stays
+    with pytest.raises(ValueError, match='max_person_ratio'):
+        PersonTubeCrop(max_person_ratio=0)
+
+
+def test_walking_windows_keep_the_union_box() -> None:
+    """Within the cap the tube is exactly the union box, the same in every frame."""
+    keypoint = np.concatenate([_keypoints(30 + 5 * i, 30, 50 + 5 * i, 90, t=1)
+                               for i in range(6)])
+    boxes = keypoint_tube_boxes(keypoint, 0.2, 0.1, max_person_ratio=1.5)
+    np.testing.assert_allclose(boxes, np.repeat(keypoint_tube_box(keypoint)[None], 6, axis=0))
 
 
 def test_tube_at_the_border_is_padded() -> None:
