@@ -6,22 +6,30 @@ OpenCV drawing. It is built to exercise all three of MGENet's branches:
 
 * motion anomalies (``sprint``, ``fall``, ``jump``, ``fight``): the skeleton moves in ways never
   seen in training;
-* appearance anomalies (``carry_box``, ``carry_panel``, ``scooter``, ``hoverboard``): the skeleton
+* appearance anomalies (``carry_box``, ``carry_panel``, ``scooter``, ``segway``): the skeleton
   is that of ordinary walking (or of standing, on a vehicle), but the person carries a large object
-  or rides a vehicle drawn in colours and textures that never occur in training;
+  or rides a vehicle drawn in colours and textures that never occur in training, each large
+  enough to cover at least a token's area of the demo's 32 px person tube (:mod:`.coverage`);
 * scene-related anomalies (``jog``): running is normal on the sports ground (it occurs there in
   training and in test), and abnormal in every other scene. Its motion is drawn from exactly the
   same distribution in both cases, so only the scene tells them apart.
 
-Layout (``docs/data_preparation.md``; frame numbers are 0-based everywhere)::
+Layout (``docs/data_preparation.md``, :mod:`.layout`; frame numbers are 0-based everywhere)::
 
     <out>/training/videos/<scene>_<clip>.avi
     <out>/testing/frames/<scene>_<clip>/<NNN>.jpg
     <out>/testing/videos/<scene>_<clip>.avi
-    <out>/pose/{train,test}/<scene>_<clip>_alphapose_tracked_person.json
+    <out>/validation/{frames,videos}/...                the same for the validation clips
+    <out>/pose/{train,test,val}/<scene>_<clip>_alphapose_tracked_person.json
     <out>/gt/test_frame_mask/<scene>_<clip>.npy        1 = abnormal
     <out>/gt/test_frame_kinds/<scene>_<clip>.npy       0 normal, 1 motion, 2 appearance, 3 scene
+    <out>/gt/test_frame_events/<scene>_<clip>.npy      0 normal, k = event k (names.json: k ->
+                                                       "<kind>/<event>", e.g. "appearance/segway")
+    <out>/gt/val_frame_{mask,kinds,events}/...         the same for the validation clips
     <out>/meta.json
+
+The validation split has the test split's layout and rules and its own seeds: hyperparameters
+are chosen on it, never on the test split.
 
 A frame is abnormal while at least one anomalous person is on screen and performing the anomaly
 (six or more of the person's 17 true keypoints inside the image; occlusion by other people does
@@ -44,9 +52,10 @@ generated in parallel without changing a byte).
 One module per concern: :mod:`.vocabulary` (names, codes, palettes), :mod:`.config` (sizes,
 presets, camera), :mod:`.plans` and :mod:`.planner` (who does what where), :mod:`.kinematics`
 (skeletons over time, ground truth), :mod:`.backgrounds` and :mod:`.renderer` (OpenCV drawing),
-:mod:`.pose_noise` (detections as a pose estimator reports them), :mod:`.writer` (files on disk)
-and :mod:`.checks` (layout check, summary, montage). It is a benchmark generator, not a dataset:
-nothing here is registered; the datasets read what it writes.
+:mod:`.pose_noise` (detections as a pose estimator reports them), :mod:`.layout` (paths),
+:mod:`.writer` (files on disk), :mod:`.checks` (layout check, summary, montage) and
+:mod:`.coverage` (how much of the person tube an object covers). It is a benchmark generator,
+not a dataset: nothing here is registered; the datasets read what it writes.
 """
 from .backgrounds import scene_background
 from .checks import check_layout, expected_files, make_montage, summarize_benchmark
@@ -55,13 +64,14 @@ from .kinematics import PersonTrack, clip_ground_truth, simulate_person
 from .planner import plan_benchmark
 from .plans import BenchmarkPlan, ClipPlan, PersonPlan, SceneSpec
 from .renderer import ClipRenderer
-from .vocabulary import (ANOMALIES, APPEARANCE_EVENTS, HAIRS, JOINT_PARTS, KIND_CODES,
-                         LABEL_STRIDE, MOTION_EVENTS, OBJECT_COLOURS, PARTS, SHIRTS, SKINS,
-                         TROUSERS, VISIBLE)
+from .vocabulary import (ANOMALIES, APPEARANCE_EVENTS, EVENT_CODES, HAIRS, JOINT_PARTS,
+                         KIND_CODES, LABEL_STRIDE, MOTION_EVENTS, OBJECT_COLOURS, PARTS, SHIRTS,
+                         SKINS, TROUSERS, VISIBLE)
 from .writer import generate_benchmark, generate_clip, plan_meta
 
 __all__ = [
-    'ANOMALIES', 'KIND_CODES', 'PRESETS', 'Camera', 'ClipPlan', 'BenchmarkPlan', 'PersonPlan',
+    'ANOMALIES', 'EVENT_CODES', 'KIND_CODES', 'PRESETS', 'Camera', 'ClipPlan', 'BenchmarkPlan',
+    'PersonPlan',
     'PersonTrack', 'SceneSpec', 'SyntheticConfig', 'ClipRenderer', 'check_layout',
     'clip_ground_truth', 'config_dict', 'expected_files', 'generate_benchmark', 'generate_clip',
     'make_montage', 'plan_benchmark', 'plan_meta', 'preset_config', 'scene_background',

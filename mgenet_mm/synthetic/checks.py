@@ -15,20 +15,29 @@ import cv2
 import numpy as np
 
 from ..datasets.pose_utils import read_tracked_pose_json, stgnf_window_starts
-from .vocabulary import KIND_CODES
+from .layout import (EVENT_NAMES_FILE, GT_ARRAYS, SPLITS, frame_folder, frame_key_width,
+                     gt_folder, gt_path, is_evaluation, pose_path, video_path)
+from .vocabulary import EVENT_CODES, KIND_CODES
+
+
+def _splits(meta: Dict) -> List[str]:
+    """The splits a meta.json holds (benchmarks written before the validation split have none)."""
+    return [split for split in SPLITS if split in meta]
 
 
 def expected_files(meta: Dict) -> List[str]:
     """Every file (relative path) a benchmark with this meta.json consists of."""
     files = ['meta.json']
-    for name in meta['train']:
-        files += [f'training/videos/{name}.avi',
-                  f'pose/train/{name}_alphapose_tracked_person.json']
-    for name, clip in meta['test'].items():
-        width = max(3, len(str(clip['frames'] - 1)))
-        files += [f'testing/videos/{name}.avi', f'pose/test/{name}_alphapose_tracked_person.json',
-                  f'gt/test_frame_mask/{name}.npy', f'gt/test_frame_kinds/{name}.npy']
-        files += [f'testing/frames/{name}/{t:0{width}d}.jpg' for t in range(clip['frames'])]
+    for split in _splits(meta):
+        for name, clip in meta[split].items():
+            files += [video_path(split, name), pose_path(split, name)]
+            if is_evaluation(split):
+                files += [gt_path(split, array, name) for array in GT_ARRAYS]
+                width = frame_key_width('test', clip['frames'])
+                folder = frame_folder(split, name)
+                files += [f'{folder}/{t:0{width}d}.jpg' for t in range(clip['frames'])]
+        if is_evaluation(split) and meta[split]:
+            files.append(f'{gt_folder(split, "events")}/{EVENT_NAMES_FILE}')
     return sorted(files)
 
 
@@ -45,9 +54,10 @@ def check_layout(root: str) -> List[str]:
     """Validate a generated benchmark against docs/data_preparation.md and its meta.json.
 
     Checks: the file set is exactly :func:`expected_files`; videos have the planned frame count
-    and size; test frames are contiguous 0-based JPEGs of the right size; masks and kinds have one
-    entry per frame and agree; pose JSON has integer person ids, frame keys of the right width
-    inside the clip, 17 x 3 values and scores.
+    and size; test and validation frames are contiguous 0-based JPEGs of the right size; masks,
+    kinds and events have one entry per frame and agree (the events are the clip's own); pose
+    JSON has integer person ids, frame keys of the right width inside the clip, 17 x 3 values
+    and scores.
 
     Args:
         root: Benchmark root.
@@ -71,43 +81,56 @@ def check_layout(root: str) -> List[str]:
     for path in sorted(found - expected)[:20]:
         problems.append(f'unexpected {path}')
     size = tuple(meta['size'])
-    for split, key_width in (('train', 4), ('test', 3)):
+    for split in _splits(meta):
         for name, clip in meta[split].items():
-            n = clip['frames']
-            video = osp.join(root, 'training' if split == 'train' else 'testing', 'videos',
-                             f'{name}.avi')
-            if osp.isfile(video):
-                count, w, h = _video_frames(video)
-                if count != n or (w, h) != size:
-                    problems.append(f'{video}: {count} frames of {w}x{h}, expected {n} of '
-                                    f'{size[0]}x{size[1]}')
-            pose = osp.join(root, 'pose', split, f'{name}_alphapose_tracked_person.json')
-            if osp.isfile(pose):
-                problems += _check_pose(pose, n, max(key_width, len(str(n - 1))), size)
-            if split == 'test':
-                first = osp.join(root, 'testing', 'frames', name,
-                                 f'{0:0{max(3, len(str(n - 1)))}d}.jpg')
-                if osp.isfile(first):
-                    img = cv2.imread(first)
-                    if img is None or img.shape[1::-1] != size:
-                        problems.append(f'{first}: unreadable or not {size[0]}x{size[1]}')
-                arrays = {}
-                for sub in ('test_frame_mask', 'test_frame_kinds'):
-                    path = osp.join(root, 'gt', sub, f'{name}.npy')
-                    if osp.isfile(path):
-                        arrays[sub] = np.load(path)
-                        if arrays[sub].shape != (n,):
-                            problems.append(f'{path}: shape {arrays[sub].shape}, expected ({n},)')
-                mask, kinds = arrays.get('test_frame_mask'), arrays.get('test_frame_kinds')
-                if mask is not None and mask.shape == (n,):
-                    if not np.isin(mask, (0, 1)).all():
-                        problems.append(f'{name}: mask values outside {{0, 1}}')
-                    if int(mask.sum()) != clip['abnormal_frames']:
-                        problems.append(f'{name}: mask has {int(mask.sum())} abnormal frames, '
-                                        f'meta says {clip["abnormal_frames"]}')
-                    if kinds is not None and kinds.shape == (n,) and \
-                            not np.array_equal(kinds > 0, mask > 0):
-                        problems.append(f'{name}: kinds and mask disagree')
+            problems += _check_clip(root, split, name, clip, size)
+    return problems
+
+
+def _check_clip(root: str, split: str, name: str, clip: Dict,
+                size: Tuple[int, int]) -> List[str]:
+    """Video, pose file, first frame and ground truth of one clip (see :func:`check_layout`)."""
+    problems: List[str] = []
+    n = clip['frames']
+    video = osp.join(root, video_path(split, name))
+    if osp.isfile(video):
+        count, w, h = _video_frames(video)
+        if count != n or (w, h) != size:
+            problems.append(f'{video}: {count} frames of {w}x{h}, expected {n} of '
+                            f'{size[0]}x{size[1]}')
+    pose = osp.join(root, pose_path(split, name))
+    if osp.isfile(pose):
+        problems += _check_pose(pose, n, frame_key_width(split, n), size)
+    if not is_evaluation(split):
+        return problems
+    first = osp.join(root, frame_folder(split, name), f'{0:0{frame_key_width("test", n)}d}.jpg')
+    if osp.isfile(first):
+        img = cv2.imread(first)
+        if img is None or img.shape[1::-1] != size:
+            problems.append(f'{first}: unreadable or not {size[0]}x{size[1]}')
+    arrays = {}
+    for array in GT_ARRAYS:
+        path = osp.join(root, gt_path(split, array, name))
+        if osp.isfile(path):
+            arrays[array] = np.load(path)
+            if arrays[array].shape != (n,):
+                problems.append(f'{path}: shape {arrays[array].shape}, expected ({n},)')
+                del arrays[array]
+    mask = arrays.get('mask')
+    if mask is None:
+        return problems
+    if not np.isin(mask, (0, 1)).all():
+        problems.append(f'{name}: mask values outside {{0, 1}}')
+    if int(mask.sum()) != clip['abnormal_frames']:
+        problems.append(f'{name}: mask has {int(mask.sum())} abnormal frames, '
+                        f'meta says {clip["abnormal_frames"]}')
+    for array in ('kinds', 'events'):
+        if array in arrays and not np.array_equal(arrays[array] > 0, mask > 0):
+            problems.append(f'{name}: {array} and mask disagree')
+    events = arrays.get('events')
+    if events is not None and clip.get('event') and mask.any() and \
+            set(np.unique(events[events > 0]).tolist()) != {EVENT_CODES[clip['event']]}:
+        problems.append(f'{name}: events are not all {clip["event"]!r}')
     return problems
 
 
@@ -152,12 +175,12 @@ def summarize_benchmark(root: str, seg_len: int = 24, train_stride: int = 6,
     with open(osp.join(root, 'meta.json')) as f:
         meta = json.load(f)
     summary: Dict = {}
-    for split, stride in (('train', train_stride), ('test', test_stride)):
+    for split in _splits(meta):
+        stride = train_stride if split == 'train' else test_stride
         clips = meta[split]
         tracks = detections = windows = 0
         for name in clips:
-            persons = read_tracked_pose_json(
-                osp.join(root, 'pose', split, f'{name}_alphapose_tracked_person.json'))
+            persons = read_tracked_pose_json(osp.join(root, pose_path(split, name)))
             for frames, _, _ in persons.values():
                 tracks += 1
                 detections += len(frames)
@@ -166,9 +189,17 @@ def summarize_benchmark(root: str, seg_len: int = 24, train_stride: int = 6,
                           'tracks': tracks, 'detections': detections,
                           f'windows_T{seg_len}_stride{stride}': windows,
                           'windows_per_track': round(windows / max(tracks, 1), 1)}
-    summary['test']['abnormal_frames'] = sum(c['abnormal_frames'] for c in meta['test'].values())
-    summary['test']['kind_frames'] = {
-        k: sum(c['kind_frames'][k] for c in meta['test'].values()) for k in KIND_CODES}
+    for split in _splits(meta):
+        if not is_evaluation(split):
+            continue
+        clips = meta[split].values()
+        summary[split]['abnormal_frames'] = sum(c['abnormal_frames'] for c in clips)
+        summary[split]['kind_frames'] = {
+            k: sum(c['kind_frames'][k] for c in clips) for k in KIND_CODES}
+        summary[split]['clips_per_kind'] = {
+            k: sum(c['category'] == k for c in clips) for k in KIND_CODES}
+        summary[split]['clips_per_event'] = {
+            e: sum(c['event'] == e for c in clips) for e in EVENT_CODES}
     return summary
 
 

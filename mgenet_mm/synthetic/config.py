@@ -16,6 +16,8 @@ class SyntheticConfig:
         scenes (int): Number of scenes (types cycle plaza, street, sports, park).
         train_clips (int): Training videos per scene (normal behaviour only).
         test_clips (int): Test clips per scene.
+        val_clips (int): Validation clips per scene (the test split's layout and kinds of
+            anomalies, drawn from their own seeds), for choosing hyperparameters.
         frames (tuple): (min, max) frames per clip.
         size (tuple): (width, height) of the frames.
         persons (tuple): (min, max) persons per clip over its whole duration (about 2-4 of them
@@ -27,7 +29,8 @@ class SyntheticConfig:
     seed: int = 0
     scenes: int = 3
     train_clips: int = 6
-    test_clips: int = 4
+    test_clips: int = 8
+    val_clips: int = 5
     frames: Tuple[int, int] = (160, 240)
     size: Tuple[int, int] = (320, 240)
     persons: Tuple[int, int] = (3, 5)
@@ -37,8 +40,12 @@ class SyntheticConfig:
 
 
 PRESETS = {
-    'tiny': dict(scenes=3, train_clips=1, test_clips=1, frames=(72, 80), persons=(2, 3)),
-    'default': dict(scenes=3, train_clips=6, test_clips=4, frames=(160, 240), persons=(3, 5)),
+    'tiny': dict(scenes=3, train_clips=1, test_clips=1, val_clips=1, frames=(72, 80),
+                 persons=(2, 3)),
+    # 24 test clips: 6 scene-related, 8 motion and 8 appearance clips (every event type twice)
+    # and 2 normal ones; 15 validation clips.
+    'default': dict(scenes=3, train_clips=6, test_clips=8, val_clips=5, frames=(160, 240),
+                    persons=(3, 5)),
 }
 
 
@@ -57,7 +64,7 @@ def preset_config(name: str = 'default', **overrides) -> SyntheticConfig:
     values = dict(PRESETS[name], preset=name)
     values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = SyntheticConfig(**values)
-    if cfg.scenes < 1 or cfg.train_clips < 0 or cfg.test_clips < 0:
+    if cfg.scenes < 1 or min(cfg.train_clips, cfg.test_clips, cfg.val_clips) < 0:
         raise ValueError(f'need >= 1 scene and non-negative clip counts, got {cfg}')
     if not 24 <= cfg.frames[0] <= cfg.frames[1]:
         raise ValueError(f'frames must be (min, max) with 24 <= min <= max, got {cfg.frames}')

@@ -15,10 +15,10 @@ import numpy as np
 
 from .config import Camera
 from .plans import ENTRY_MARGIN, PersonPlan
-from .vocabulary import (BRAKE, GAIT, HEAD, KIND_CODES, LANK, LEAR, LELB, LEYE, LHAND, LHIP,
-                         LKNE, LSHO, LTOE, LWAIST, LWRI, MODE_CODE, MOVING_MODES, N_BODY, NECK,
-                         NOSE, OBJECT_POINTS, RANK, REAR, RELB, REYE, RHAND, RHIP, RKNE, RSHO,
-                         RTOE, RWAIST, RWRI, TURN_RATE, VEHICLES)
+from .vocabulary import (BRAKE, EVENT_CODES, GAIT, HEAD, KIND_CODES, LANK, LEAR, LELB, LEYE,
+                         LHAND, LHIP, LKNE, LSHO, LTOE, LWAIST, LWRI, MODE_CODE, MOVING_MODES,
+                         N_BODY, NECK, NOSE, OBJECT_POINTS, RANK, REAR, RELB, REYE, RHAND, RHIP,
+                         RKNE, RSHO, RTOE, RWAIST, RWRI, TURN_RATE, VEHICLES)
 
 
 @dataclass
@@ -149,7 +149,7 @@ def _body_local(ang: Dict[str, np.ndarray], s: float, person: PersonPlan,
         rel[:, slices['backpack']] = box_corners((0, 0.33 * s, -0.18 * s), (0.15, 0.19, 0.07))
         upper_idx += list(range(slices['backpack'].start, slices['backpack'].stop))
     if person.attachment == 'carry_box':
-        rel[:, slices['carry_box']] = box_corners((0, 0.24 * s, 0.34 * s), (0.3, 0.25, 0.2))
+        rel[:, slices['carry_box']] = box_corners((0, 0.24 * s, 0.38 * s), (0.36, 0.3, 0.24))
         upper_idx += list(range(slices['carry_box'].start, slices['carry_box'].stop))
     elif person.attachment == 'carry_panel':
         x = panel_side * 0.3 * s
@@ -355,25 +355,34 @@ def _pose_track(person: PersonPlan, cam: Camera, fps: int, s: float,
     # body bob with the gait and sink into a crouch), then flight, jump and the vehicle deck.
     contact = np.minimum(np.minimum(local[:, LANK, 1] - 0.07 * s, local[:, RANK, 1] - 0.07 * s),
                          np.minimum(local[:, LTOE, 1] - 0.03 * s, local[:, RTOE, 1] - 0.03 * s))
-    deck = {'scooter': 0.13, 'hoverboard': 0.13}.get(vehicle, 0.0)
+    # Deck heights (metres) the feet stand on. Vehicles are drawn large enough to cover about
+    # a token or more of a 32 px person tube seen from the side (tools/analysis/object_coverage.py):
+    # a delivery kick scooter with a front crate, a big-wheeled self-balancing segway.
+    deck = {'scooter': 0.19, 'segway': 0.25}.get(vehicle, 0.0)
     local[:, :, 1] += (-contact + lift + deck)[:, None]
     if vehicle == 'scooter':
         hands = (local[:, LWRI] + local[:, RWRI]) / 2
         sl = slices['scooter']
         veh = np.zeros((n, sl.stop - sl.start, 3))
-        veh[:, :8] = box_corners((0, 0.09, 0.05), (0.08, 0.035, 0.42))
-        veh[:, 8] = (0, 0.09, -0.42)
-        veh[:, 9] = (0, 0.09, 0.52)
-        veh[:, 10] = (0, 0.12, 0.47)
-        veh[:, 11] = hands + (0.22, 0, 0)
+        veh[:, :8] = box_corners((0, 0.12, 0.04), (0.09, 0.07, 0.48))  # deck
+        veh[:, 8] = (0, 0.14, -0.48)  # rear and front wheel centres (radius 0.14)
+        veh[:, 9] = (0, 0.14, 0.56)
+        veh[:, 10] = (0, 0.19, 0.52)  # stem base
+        veh[:, 11] = hands + (0.22, 0, 0)  # handlebar ends
         veh[:, 12] = hands - (0.22, 0, 0)
+        crate_centre = np.array([0.0, 0.0, 0.2]) + (hands + np.array([0.0, 0.19, 0.52])) / 2
+        veh[:, 13:21] = crate_centre[:, None] + box_corners((0, 0, 0), (0.18, 0.16, 0.14))
         local[:, sl] = veh
-    elif vehicle == 'hoverboard':
-        sl = slices['hoverboard']
+    elif vehicle == 'segway':
+        hands = (local[:, LWRI] + local[:, RWRI]) / 2
+        sl = slices['segway']
         veh = np.zeros((n, sl.stop - sl.start, 3))
-        veh[:, :8] = box_corners((0, 0.09, 0.0), (0.32, 0.035, 0.11))
-        veh[:, 8] = (0.37, 0.1, 0)
-        veh[:, 9] = (-0.37, 0.1, 0)
+        veh[:, :8] = box_corners((0, 0.21, 0.0), (0.26, 0.04, 0.15))  # platform
+        veh[:, 8] = (0.38, 0.3, 0)  # wheel centres (radius 0.3), either side of the rider
+        veh[:, 9] = (-0.38, 0.3, 0)
+        veh[:, 10] = (0, 0.25, 0.12)  # stem base
+        veh[:, 11] = hands + (0.2, 0, 0)  # handlebar ends
+        veh[:, 12] = hands - (0.2, 0, 0)
         local[:, sl] = veh
     # Body frame -> world.
     theta = rec['theta'][idx] + yaw
@@ -449,3 +458,27 @@ def clip_ground_truth(tracks: Sequence[PersonTrack]) -> Tuple[np.ndarray, np.nda
         active = track.performing
         kinds[active] = np.where(kinds[active] == 0, code, np.minimum(kinds[active], code))
     return (kinds > 0).astype(np.uint8), kinds
+
+
+def clip_event_labels(tracks: Sequence[PersonTrack]) -> np.ndarray:
+    """Per-frame event codes (:data:`EVENT_CODES`, 0 = normal), consistent with the kinds.
+
+    A frame takes the event of the anomalous person whose kind wins in
+    :func:`clip_ground_truth` (ties: the smaller event code), so ``events > 0`` is exactly the
+    frame mask.
+
+    Args:
+        tracks: The clip's simulated persons.
+
+    Returns:
+        np.ndarray: (F,) uint8 event codes.
+    """
+    _, kinds = clip_ground_truth(tracks)
+    events = np.zeros(len(kinds), dtype=np.uint8)
+    for track in tracks:
+        if track.person.anomaly is None:
+            continue
+        code = EVENT_CODES[track.person.anomaly]
+        active = track.performing & (kinds == KIND_CODES[track.person.kind])
+        events[active] = np.where(events[active] == 0, code, np.minimum(events[active], code))
+    return events

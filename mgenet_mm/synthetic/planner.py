@@ -1,7 +1,8 @@
 """The planner: who walks where, doing what, wearing what, in every clip, without rendering.
 
 Each clip draws from its own generator seeded by ``(seed, split, scene, clip)``, so clips do
-not depend on each other. Test clips get one anomalous event each (:func:`plan_benchmark`).
+not depend on each other. Test and validation clips get at most one anomalous event each
+(:func:`plan_benchmark`).
 """
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ import numpy as np
 from .config import Camera, SyntheticConfig
 from .kinematics import simulate_person
 from .plans import ENTRY_MARGIN, OPEN, BenchmarkPlan, ClipPlan, PersonPlan, SceneSpec
-from .vocabulary import (APPEARANCE_EVENTS, BAGS, BRAKE, CATEGORY_CYCLE, HAIRS, MOTION_EVENTS,
+from .vocabulary import (APPEARANCE_EVENTS, BAGS, BRAKE, CATEGORY_ORDERS, HAIRS, MOTION_EVENTS,
                          SCENE_DESCRIPTIONS, SCENE_TYPES, SHIRTS, SHOES, SKINS, TROUSERS,
                          VEHICLES)
+
+#: Split -> code in the clip seeds: each split draws its own stream.
+SPLIT_CODES = {'train': 0, 'test': 1, 'val': 2}
+#: Validation clip numbers start here, so that no validation clip shares a test clip's name.
+VAL_NUMBER_OFFSET = 500
 
 
 def _scene_specs(cfg: SyntheticConfig) -> List[SceneSpec]:
@@ -188,7 +194,7 @@ def _plan_runner(rng: np.random.Generator, cam: Camera, p: PersonPlan, mode: str
 def _plan_event(rng: np.random.Generator, cam: Camera, event: str, kind: str, n_frames: int,
                 fps: int, pid: int, used_shirts: set) -> List[PersonPlan]:
     """The anomalous person(s) of one test-clip event."""
-    if event in ('carry_box', 'carry_panel', 'scooter', 'hoverboard'):
+    if event in APPEARANCE_EVENTS:
         p = _new_person(rng, pid, used_shirts, event, event, kind, attachment=event)
         entry, _, theta, dist = _route(rng, cam)
         mode = 'ride' if event in VEHICLES else 'walk'
@@ -258,13 +264,15 @@ def _plan_event(rng: np.random.Generator, cam: Camera, event: str, kind: str, n_
 def _plan_clip(cfg: SyntheticConfig, cam: Camera, scene: SceneSpec, split: str, index: int,
                scene_index: int, category: str = 'normal', event: Optional[str] = None,
                event_kind: str = 'normal') -> ClipPlan:
-    split_code = 0 if split == 'train' else 1
-    clip_seed = int(np.random.default_rng([cfg.seed, 23, split_code, scene_index, index])
+    clip_seed = int(np.random.default_rng([cfg.seed, 23, SPLIT_CODES[split], scene_index, index])
                     .integers(2**31))
     rng = np.random.default_rng(clip_seed)
     n_frames = int(rng.integers(cfg.frames[0], cfg.frames[1] + 1))
-    name = f'{scene.scene_id}_{index + 1:03d}' if split == 'train' else \
-        f'{scene.scene_id}_{index + 1:04d}'
+    if split == 'train':
+        name = f'{scene.scene_id}_{index + 1:03d}'
+    else:
+        offset = VAL_NUMBER_OFFSET if split == 'val' else 0
+        name = f'{scene.scene_id}_{index + 1 + offset:04d}'
     n_persons = int(rng.integers(cfg.persons[0], cfg.persons[1] + 1))
     used_shirts: set = set()
     persons: List[PersonPlan] = []
@@ -289,7 +297,7 @@ def _plan_clip(cfg: SyntheticConfig, cam: Camera, scene: SceneSpec, split: str, 
         roles, probs = ('walk', 'loiter', 'stand'), (0.6, 0.2, 0.2)
     n_normal = max(1, n_persons - len(persons))
     forced_joggers = 0
-    if split == 'test' and scene.running_normal:
+    if split != 'train' and scene.running_normal:
         # Normal running in the sports ground at test time too, so that a model that flags all
         # running is punished.
         forced_joggers = 2 if category == 'normal' else 1
@@ -303,47 +311,74 @@ def _plan_clip(cfg: SyntheticConfig, cam: Camera, scene: SceneSpec, split: str, 
     return ClipPlan(name, split, scene, n_frames, clip_seed, persons, category, event)
 
 
+def category_schedule(scenes: List[SceneSpec], clips_per_scene: int) -> Dict[Tuple[int, int],
+                                                                            str]:
+    """The category of every evaluation clip: (scene index, clip index) -> category.
+
+    A scene cycles its order of :data:`CATEGORY_ORDERS` over its clip index: ``running`` where
+    running is normal (motion, appearance, normal), else ``plain_even`` / ``plain_odd`` for the
+    even / odd such scenes. The default preset's 3 scenes x 8 clips give 6 scene-related,
+    8 motion, 8 appearance and 2 normal clips, each kind spread evenly over the scenes where it
+    can occur.
+    """
+    schedule = {}
+    plain = 0
+    for i, scene in enumerate(scenes):
+        if scene.running_normal:
+            order = CATEGORY_ORDERS['running']
+        else:
+            order = CATEGORY_ORDERS['plain_even' if plain % 2 == 0 else 'plain_odd']
+            plain += 1
+        for j in range(clips_per_scene):
+            schedule[(i, j)] = order[j % len(order)]
+    return schedule
+
+
+def _plan_evaluation_split(cfg: SyntheticConfig, cam: Camera, scenes: List[SceneSpec],
+                           split: str, clips_per_scene: int) -> List[ClipPlan]:
+    """Test or validation clips: categories by :func:`category_schedule`; the motion and the
+    appearance events rotate through their lists in clip-index-major order over the scenes, so
+    8 clips of a kind hold each of its 4 events twice."""
+    any_running_scene = any(s.running_normal for s in scenes)
+    schedule = category_schedule(scenes, clips_per_scene)
+    counters = {'motion': 0, 'appearance': 0}
+    events = {'motion': MOTION_EVENTS, 'appearance': APPEARANCE_EVENTS}
+    planned: Dict[Tuple[int, int], ClipPlan] = {}
+    for j in range(clips_per_scene):
+        for i, scene in enumerate(scenes):
+            category = schedule[(i, j)]
+            event, kind = None, 'normal'
+            if category == 'scene':
+                # Without a scene where running is normal, running is simply a motion anomaly.
+                event = 'jog'
+                kind = category = 'scene' if any_running_scene else 'motion'
+            elif category in events:
+                event = events[category][counters[category] % len(events[category])]
+                counters[category] += 1
+                kind = category
+            planned[(i, j)] = _plan_clip(cfg, cam, scene, split, j, i, category, event, kind)
+    return [planned[(i, j)] for i in range(len(scenes)) for j in range(clips_per_scene)]
+
+
 def plan_benchmark(cfg: SyntheticConfig) -> BenchmarkPlan:
     """Plan every clip (who walks where, doing what, wearing what) without rendering anything.
 
-    Test clips get one event each by :data:`CATEGORY_CYCLE`: a scene-related ``jog`` (in a scene
-    where running is normal the slot becomes a normal clip with joggers), or the next motion or
-    appearance anomaly in rotation. Every sports-ground test clip has normal joggers.
+    Training clips are normal. Test and validation clips (the same rules, their own seeds) get
+    one event each by :func:`category_schedule`: a scene-related ``jog`` or the next motion or
+    appearance anomaly in rotation, or none (a normal clip). Every sports-ground evaluation
+    clip has normal joggers.
 
     Args:
         cfg: Sizes and seed.
 
     Returns:
-        BenchmarkPlan: the plan; :func:`generate_benchmark` renders it.
+        BenchmarkPlan: the plan (train, then test, then validation clips);
+        :func:`generate_benchmark` renders it.
     """
     cam = Camera.for_size(*cfg.size)
     scenes = _scene_specs(cfg)
-    any_running_scene = any(s.running_normal for s in scenes)
     clips = [_plan_clip(cfg, cam, scene, 'train', j, i)
              for i, scene in enumerate(scenes) for j in range(cfg.train_clips)]
-    counters = {'motion': 0, 'appearance': 0}
-    g = 0
-    test: Dict[Tuple[int, int], ClipPlan] = {}
-    for j in range(cfg.test_clips):
-        for i, scene in enumerate(scenes):
-            category = CATEGORY_CYCLE[g % len(CATEGORY_CYCLE)]
-            g += 1
-            event, kind = None, 'normal'
-            if category == 'scene':
-                if scene.running_normal:
-                    category = 'normal'
-                else:
-                    event = 'jog'
-                    kind = 'scene' if any_running_scene else 'motion'
-                    category = kind
-            elif category == 'motion':
-                event = MOTION_EVENTS[counters['motion'] % len(MOTION_EVENTS)]
-                counters['motion'] += 1
-                kind = 'motion'
-            elif category == 'appearance':
-                event = APPEARANCE_EVENTS[counters['appearance'] % len(APPEARANCE_EVENTS)]
-                counters['appearance'] += 1
-                kind = 'appearance'
-            test[(i, j)] = _plan_clip(cfg, cam, scene, 'test', j, i, category, event, kind)
-    clips += [test[(i, j)] for i in range(len(scenes)) for j in range(cfg.test_clips)]
+    clips += _plan_evaluation_split(cfg, cam, scenes, 'test', cfg.test_clips)
+    clips += _plan_evaluation_split(cfg, cam, scenes, 'val', cfg.val_clips)
     return BenchmarkPlan(cfg, cam, scenes, clips)

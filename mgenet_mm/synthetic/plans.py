@@ -64,7 +64,7 @@ class PersonPlan:
 
 @dataclass
 class ClipPlan:
-    """One clip: name, split ('train' or 'test'), scene, length, persons and its event."""
+    """One clip: name, split ('train', 'test' or 'val'), scene, length, persons and its event."""
     name: str
     split: str
     scene: SceneSpec
@@ -77,7 +77,7 @@ class ClipPlan:
 
 @dataclass
 class BenchmarkPlan:
-    """The whole benchmark: config, camera, scenes and clips (train first, then test)."""
+    """The whole benchmark: config, camera, scenes and clips (train, then test, then val)."""
     config: SyntheticConfig
     camera: Camera
     scenes: List[SceneSpec]

@@ -138,16 +138,23 @@ def _draw_object(canvas: _Canvas, cam: Camera, track: PersonTrack, t: int, name:
             canvas.hull(cam.project(np.array(sub)), second, None)
     elif name == 'scooter':
         for wheel in (8, 9):
-            canvas.circle(img2d[wheel], 0.09 * ppm, dark, label)
+            canvas.circle(img2d[wheel], 0.14 * ppm, dark, label)
         canvas.hull(img2d[:8], main, label)
-        canvas.line(img2d[10], (img2d[11] + img2d[12]) / 2, 0.05 * ppm, second, label)
-        canvas.line(img2d[11], img2d[12], 0.04 * ppm, second, label)
-    elif name == 'hoverboard':
+        canvas.line(img2d[10], (img2d[11] + img2d[12]) / 2, 0.08 * ppm, second, label)
+        canvas.line(img2d[11], img2d[12], 0.05 * ppm, second, label)
+        canvas.hull(img2d[13:21], main, label)  # the front crate, striped in the second colour
+        crate = pts[13:21]
+        for v0, v1 in ((0.3, 0.45), (0.6, 0.75)):
+            band = [_bilinear(crate[[0, 1, 3, 2]], u, v) for u, v in ((0, v0), (1, v0),
+                                                                     (1, v1), (0, v1))]
+            canvas.hull(cam.project(np.array(band)), second, None)
+    elif name == 'segway':
         for wheel in (8, 9):
-            canvas.circle(img2d[wheel], 0.1 * ppm, dark, label)
+            canvas.circle(img2d[wheel], 0.3 * ppm, dark, label)
+            canvas.circle(img2d[wheel], 0.17 * ppm, main, None)  # coloured hub
         canvas.hull(img2d[:8], main, label)
-        mid = _bilinear(pts[[0, 1, 5, 4]], 0.5, 0.5)
-        canvas.circle(cam.project(mid + np.array([0, 0.04, 0])), 0.05 * ppm, second, None)
+        canvas.line(img2d[10], (img2d[11] + img2d[12]) / 2, 0.1 * ppm, second, label)
+        canvas.line(img2d[11], img2d[12], 0.05 * ppm, second, label)
 
 
 def _bilinear(quad: np.ndarray, u: float, v: float) -> np.ndarray:

@@ -17,13 +17,22 @@ KIND_CODES = {'normal': 0, 'motion': 1, 'appearance': 2, 'scene': 3}
 ANOMALIES = {
     'sprint': 'motion', 'fall': 'motion', 'jump': 'motion', 'fight': 'motion',
     'carry_box': 'appearance', 'carry_panel': 'appearance', 'scooter': 'appearance',
-    'hoverboard': 'appearance', 'jog': 'scene',
+    'segway': 'appearance', 'jog': 'scene',
 }
 MOTION_EVENTS = ('fall', 'sprint', 'jump', 'fight')
-APPEARANCE_EVENTS = ('carry_box', 'scooter', 'carry_panel', 'hoverboard')
-#: Category of the g-th test clip, counted clip-index-major over the scenes. Its length (5) is
-#: prime to the usual scene counts, so every scene sees every category.
-CATEGORY_CYCLE = ('scene', 'motion', 'appearance', 'appearance', 'motion')
+APPEARANCE_EVENTS = ('carry_box', 'scooter', 'carry_panel', 'segway')
+#: Per-frame codes of ``gt/<split>_frame_events``: 0 normal, then the anomalies in the order of
+#: :data:`ANOMALIES`.
+EVENT_CODES = {name: code for code, name in enumerate(ANOMALIES, start=1)}
+#: Categories of a scene's evaluation clips, cycled over its clip index: scenes where running is
+#: normal have no scene-related anomaly; the other scenes alternate two orders, so that motion and
+#: appearance clips spread evenly over the scenes and a 1-clip-per-scene benchmark still has
+#: every kind.
+CATEGORY_ORDERS = {
+    'running': ('motion', 'appearance', 'normal'),
+    'plain_even': ('scene', 'motion', 'appearance'),
+    'plain_odd': ('appearance', 'scene', 'motion'),
+}
 
 #: Scene types in the order scenes are numbered (01 plaza, 02 street, 03 sports ground, ...).
 SCENE_TYPES = ('plaza', 'street', 'sports', 'park')
@@ -74,16 +83,15 @@ GAIT = {
     'jump': (0, 0, 3, 1, 0, 0, 10, 0, 6, 0),
     'flail': (0, 0, 3, 1, 0, 0, 10, 0, 6, 0),
     'ride_scooter': (0, 0, 10, 3, 0, 35, 35, 0, 8, 0),
-    'ride_hoverboard': (0, 0, 8, 2, 0, 0, 12, 0, 10, 0),
+    'ride_segway': (0, 0, 8, 2, 0, 30, 40, 0, 8, 0),
 }
 #: Per-frame fraction by which speed approaches its target (a first-order lag).
 BRAKE = 0.15
 #: Maximal heading change per frame (degrees): runners and riders turn in wider arcs.
 TURN_RATE = {'walk': 4.0, 'jog': 3.0, 'sprint': 2.5, 'ride': 2.5}
 #: Points of the objects a person may carry or ride, appended after the body points.
-OBJECT_POINTS = {'backpack': 8, 'carry_box': 8, 'carry_panel': 4, 'scooter': 13,
-                 'hoverboard': 10}
-VEHICLES = ('scooter', 'hoverboard')
+OBJECT_POINTS = {'backpack': 8, 'carry_box': 8, 'carry_panel': 4, 'scooter': 21, 'segway': 13}
+VEHICLES = ('scooter', 'segway')
 
 # Palettes (BGR). Clothing colours are muted; the objects of appearance anomalies use saturated
 # colours and textures that appear nowhere else (neither on clothes nor in the backgrounds).
@@ -100,5 +108,5 @@ OBJECT_COLOURS = {  # (main, second, dark) per object
     'carry_box': ((0, 215, 255), (200, 30, 200), (20, 20, 20)),
     'carry_panel': ((0, 220, 255), (15, 15, 15), (0, 120, 160)),
     'scooter': ((210, 40, 230), (40, 230, 120), (20, 20, 20)),
-    'hoverboard': ((230, 200, 20), (20, 120, 255), (20, 20, 20)),
+    'segway': ((230, 200, 20), (20, 120, 255), (20, 20, 20)),
 }

@@ -1,8 +1,9 @@
 """The writer: renders every planned clip and writes the benchmark in the ShanghaiTech layout.
 
-Per clip: the video (MJPG AVI), the test frames (JPEG), the tracked-pose JSON and the ground
-truth masks; then meta.json, last and atomically, since its presence marks a finished
-benchmark. The bytes depend on the seed alone (not on ``workers``).
+Per clip: the video (MJPG AVI), the test and validation frames (JPEG), the tracked-pose JSON
+and the ground truth (frame mask, kinds, events; see :mod:`.layout`); then the event names and
+meta.json, last and atomically, since its presence marks a finished benchmark. The bytes depend
+on the seed alone (not on ``workers``).
 """
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ import numpy as np
 from ..fileio import atomic_write_bytes
 from .checks import check_layout
 from .config import Camera, SyntheticConfig, config_dict
-from .kinematics import PersonTrack, clip_ground_truth, simulate_person
+from .kinematics import PersonTrack, clip_event_labels, clip_ground_truth, simulate_person
+from .layout import (EVENT_NAMES_FILE, SPLITS, frame_folder, frame_key_width, gt_folder,
+                     gt_path, is_evaluation, pose_path, video_path)
 from .planner import plan_benchmark
 from .plans import OPEN, BenchmarkPlan, ClipPlan
 from .pose_noise import PoseObserver
 from .renderer import ClipRenderer
-from .vocabulary import ANOMALIES, KIND_CODES
+from .vocabulary import ANOMALIES, EVENT_CODES, KIND_CODES
 
 
 def _sensor_noise(rng: np.random.Generator, shape: Tuple[int, ...], bank: int = 8) -> List:
@@ -50,15 +53,15 @@ def generate_clip(clip: ClipPlan, cam: Camera, out: str, fps: int = 25,
     rng = np.random.default_rng([clip.seed, 4])
     noise_bank = _sensor_noise(rng, (cam.height, cam.width, 3))
     observers = [PoseObserver(p, cam.width, cam.height) for p in clip.persons]
-    test = clip.split == 'test'
-    video_dir = osp.join(out, 'testing' if test else 'training', 'videos')
-    os.makedirs(video_dir, exist_ok=True)
-    frame_dir = osp.join(out, 'testing', 'frames', clip.name)
-    if test:
+    evaluation = is_evaluation(clip.split)
+    video = osp.join(out, video_path(clip.split, clip.name))
+    os.makedirs(osp.dirname(video), exist_ok=True)
+    frame_dir = osp.join(out, frame_folder(clip.split, clip.name))
+    if evaluation:
         os.makedirs(frame_dir, exist_ok=True)
-    width = max(3, len(str(clip.n_frames - 1)))
-    writer = cv2.VideoWriter(osp.join(video_dir, f'{clip.name}.avi'), cv2.CAP_OPENCV_MJPEG,
-                             cv2.VideoWriter_fourcc(*'MJPG'), fps, (cam.width, cam.height))
+    width = frame_key_width('test', clip.n_frames)
+    writer = cv2.VideoWriter(video, cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*'MJPG'), fps,
+                             (cam.width, cam.height))
     if not writer.isOpened():
         raise RuntimeError('OpenCV cannot write MJPG AVI files here')
     for t in range(clip.n_frames):
@@ -72,28 +75,28 @@ def generate_clip(clip: ClipPlan, cam: Camera, out: str, fps: int = 25,
         noisy = img.astype(np.float32) + noise_bank[int(rng.integers(len(noise_bank)))]
         frame = np.clip(noisy, 0, 255).astype(np.uint8)
         writer.write(frame)
-        if test:
+        if evaluation:
             cv2.imwrite(osp.join(frame_dir, f'{t:0{width}d}.jpg'), frame,
                         [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
     writer.release()
     # Pose JSON, frame keys zero-padded as STG-NF's extraction writes them (4 digits in training
     # files, 3 in test files).
-    key_width = max(4 if not test else 3, len(str(clip.n_frames - 1)))
+    key_width = frame_key_width(clip.split, clip.n_frames)
     poses = {}
     for p, obs in zip(clip.persons, observers):
         if obs.frames:
             poses[str(p.pid)] = {f'{t:0{key_width}d}': v for t, v in sorted(obs.frames.items())}
-    pose_dir = osp.join(out, 'pose', 'test' if test else 'train')
-    os.makedirs(pose_dir, exist_ok=True)
+    pose_file = osp.join(out, pose_path(clip.split, clip.name))
+    os.makedirs(osp.dirname(pose_file), exist_ok=True)
     text = json.dumps(poses).encode()
-    atomic_write_bytes(osp.join(pose_dir, f'{clip.name}_alphapose_tracked_person.json'),
-                       lambda f: f.write(text))
+    atomic_write_bytes(pose_file, lambda f: f.write(text))
     mask, kinds = clip_ground_truth(renderer.tracks)
-    if test:
-        for sub, array in (('test_frame_mask', mask), ('test_frame_kinds', kinds)):
-            os.makedirs(osp.join(out, 'gt', sub), exist_ok=True)
-            atomic_write_bytes(osp.join(out, 'gt', sub, f'{clip.name}.npy'),
-                               lambda f, a=array: np.save(f, a))
+    if evaluation:
+        arrays = dict(mask=mask, kinds=kinds, events=clip_event_labels(renderer.tracks))
+        for array_name, array in arrays.items():
+            path = osp.join(out, gt_path(clip.split, array_name, clip.name))
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            atomic_write_bytes(path, lambda f, a=array: np.save(f, a))
     return _clip_meta(clip, renderer.tracks, observers, mask, kinds)
 
 
@@ -144,7 +147,8 @@ def plan_meta(plan: BenchmarkPlan) -> Dict:
 def _meta(plan: BenchmarkPlan, clips: Dict[str, Dict]) -> Dict:
     cfg, cam = plan.config, plan.camera
     return {
-        'format': 'mgenet_mm synthetic benchmark, ShanghaiTech layout', 'version': 1,
+        'format': 'mgenet_mm synthetic benchmark, ShanghaiTech layout',
+        'version': GENERATOR_VERSION,
         'config': config_dict(cfg), 'seed': cfg.seed, 'preset': cfg.preset,
         'size': list(cfg.size), 'fps': cfg.fps,
         'frames_range': list(cfg.frames), 'persons_range': list(cfg.persons),
@@ -157,12 +161,26 @@ def _meta(plan: BenchmarkPlan, clips: Dict[str, Dict]) -> Dict:
                      'kinds at once the smallest non-zero code wins (motion > appearance > '
                      'scene)',
         'anomalies': ANOMALIES,
+        'event_codes': event_names(plan),
         'colour_order': 'BGR',
         'scenes': {s.scene_id: {'type': s.kind, 'description': s.description,
                                 'running_normal': s.running_normal} for s in plan.scenes},
-        'train': {n: c for n, c in clips.items() if c['split'] == 'train'},
-        'test': {n: c for n, c in clips.items() if c['split'] == 'test'},
+        **{split: {n: c for n, c in clips.items() if c['split'] == split} for split in SPLITS},
     }
+
+
+def event_names(plan: BenchmarkPlan) -> Dict[str, str]:
+    """Event code (as a string, JSON's keys) -> ``<kind>/<event>``, the names the per-event AUCs
+    are reported under (e.g. ``micro_auc/appearance/carry_box``). ``jog`` is scene-related
+    where some scene has running as normal behaviour, a motion anomaly otherwise."""
+    running = any(s.running_normal for s in plan.scenes)
+    names = {}
+    for event, code in EVENT_CODES.items():
+        kind = ANOMALIES[event]
+        if event == 'jog' and not running:
+            kind = 'motion'
+        names[str(code)] = f'{kind}/{event}'
+    return names
 
 
 def _generate_one(args) -> Tuple[str, Dict, float]:
@@ -172,8 +190,13 @@ def _generate_one(args) -> Tuple[str, Dict, float]:
     return clip.name, meta, time.perf_counter() - start
 
 
+#: Version of the generator's output, recorded in meta.json: a benchmark of another version (or
+#: config) is a different benchmark. 2: validation split, event labels, larger vehicles and box.
+GENERATOR_VERSION = 2
+
 #: Top-level entries of a benchmark root (what ``overwrite`` removes).
-LAYOUT_ENTRIES = ('training', 'testing', 'pose', 'gt', 'meta.json')
+LAYOUT_ENTRIES = ('training', 'testing', 'validation', 'pose', 'gt', 'meta.json')
+
 
 def generate_benchmark(cfg: SyntheticConfig, out: str, workers: int = 1,
                        log: Optional[Callable[[str], None]] = print,
@@ -208,8 +231,8 @@ def generate_benchmark(cfg: SyntheticConfig, out: str, workers: int = 1,
             os.remove(path)
     start = time.perf_counter()
     plan = plan_benchmark(cfg)
-    log(f'planned {len(plan.split("train"))} training and {len(plan.split("test"))} test clips '
-        f'in {time.perf_counter() - start:.1f}s')
+    log(f'planned {len(plan.split("train"))} training, {len(plan.split("test"))} test and '
+        f'{len(plan.split("val"))} validation clips in {time.perf_counter() - start:.1f}s')
     os.makedirs(out, exist_ok=True)
     jobs = [(clip, plan.camera, out, cfg.fps, cfg.jpeg_quality) for clip in plan.clips]
     clips: Dict[str, Dict] = {}
@@ -227,6 +250,11 @@ def generate_benchmark(cfg: SyntheticConfig, out: str, workers: int = 1,
             log(f'[{k + 1}/{len(jobs)}] {meta["split"]} {name}: {meta["frames"]} frames, '
                 f'{_describe(meta)} ({sec:.1f}s)')
     meta = _meta(plan, clips)
+    names = json.dumps(meta['event_codes'], indent=1).encode()
+    for split in SPLITS:
+        if is_evaluation(split) and plan.split(split):
+            path = osp.join(out, gt_folder(split, 'events'), EVENT_NAMES_FILE)
+            atomic_write_bytes(path, lambda f: f.write(names))
     # Written last and atomically: its presence marks a finished benchmark (make_synthetic.py).
     text = json.dumps(meta, indent=1).encode()
     atomic_write_bytes(osp.join(out, 'meta.json'), lambda f: f.write(text))
@@ -240,6 +268,6 @@ def generate_benchmark(cfg: SyntheticConfig, out: str, workers: int = 1,
 def _describe(meta: Dict) -> str:
     roles = ','.join(p['role'] + ('*' if p['anomalous'] else '') for p in meta['persons'])
     text = f'persons [{roles}]'
-    if meta['split'] == 'test':
+    if meta['split'] != 'train':
         text += f', {meta["abnormal_frames"]} abnormal frames'
     return text

@@ -68,3 +68,40 @@ def test_anomalies_are_not_given_away_by_clothing(default_plan) -> None:
     heights = {a: [p.height for c in default_plan.clips for p in c.persons
                    if p.anomalous == a] for a in (True, False)}
     assert abs(np.mean(heights[True]) - np.mean(heights[False])) < 0.06
+
+
+def _counts(clips, key):
+    out = {}
+    for clip in clips:
+        out[key(clip)] = out.get(key(clip), 0) + 1
+    return out
+
+
+@pytest.mark.parametrize('split', ['test', 'val'])
+def test_every_kind_and_event_is_represented(default_plan, split) -> None:
+    """Test: >= 6 clips of each kind, >= 2 of each event type, kinds spread over the scenes that
+    can hold them. Validation: every kind and every event type at least once."""
+    clips = default_plan.split(split)
+    per_kind = _counts(clips, lambda c: c.category)
+    per_event = _counts([c for c in clips if c.event], lambda c: c.event)
+    least_kind, least_event = (6, 2) if split == 'test' else (4, 1)
+    for kind in ('motion', 'appearance', 'scene'):
+        assert per_kind.get(kind, 0) >= least_kind, (kind, per_kind)
+    for event in ANOMALIES:
+        assert per_event.get(event, 0) >= least_event, (event, per_event)
+    assert per_kind.get('normal', 0) >= 1
+    for kind in ('motion', 'appearance', 'scene'):
+        scenes = [s for s in default_plan.scenes if kind != 'scene' or not s.running_normal]
+        spread = [sum(c.category == kind and c.scene == s for c in clips) for s in scenes]
+        assert max(spread) - min(spread) <= 2 and min(spread) >= 1, (kind, spread)
+    for clip in clips:
+        if clip.category == 'scene':
+            assert not clip.scene.running_normal
+
+
+def test_validation_clips_are_their_own(default_plan) -> None:
+    """Validation draws its own seeds: no clip shares a name, a seed or the lengths of test."""
+    test, val = default_plan.split('test'), default_plan.split('val')
+    assert not {c.name for c in test} & {c.name for c in val}
+    assert not {c.seed for c in test} & {c.seed for c in val}
+    assert [c.n_frames for c in test[:len(val)]] != [c.n_frames for c in val]

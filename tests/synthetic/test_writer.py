@@ -12,6 +12,7 @@ import pytest
 from mgenet_mm.datasets.pose_utils import read_tracked_pose_json
 from mgenet_mm.synthetic import (KIND_CODES, check_layout, expected_files, generate_benchmark,
                                  plan_benchmark, plan_meta, preset_config)
+from mgenet_mm.synthetic.vocabulary import ANOMALIES, EVENT_CODES
 from tests.synthetic.helpers import HIPS, SHOULDERS, file_hashes
 
 
@@ -145,3 +146,35 @@ def test_ground_truth_needs_no_rendering(tiny) -> None:
     planned = plan_meta(plan_benchmark(preset_config('tiny')))
     for name, clip in meta['test'].items():
         assert planned['test'][name]['abnormal_frames'] == clip['abnormal_frames']
+
+
+def test_validation_split_and_event_labels(tiny) -> None:
+    """validation/ is laid out as testing/, with its own clips; events name each abnormal frame."""
+    root, meta, _ = tiny
+    assert meta['val'] and not set(meta['val']) & set(meta['test'])
+    for name, clip in meta['val'].items():
+        assert int(name.split('_')[1]) > 500  # validation numbers start at 501
+        assert (root / 'validation' / 'frames' / name / '000.jpg').is_file()
+        assert (root / 'validation' / 'videos' / f'{name}.avi').is_file()
+        assert (root / 'pose' / 'val' / f'{name}_alphapose_tracked_person.json').is_file()
+    for split in ('test', 'val'):
+        names = json.loads((root / 'gt' / f'{split}_frame_events' / 'names.json').read_text())
+        assert names == {str(code): f'{ANOMALIES[event]}/{event}'
+                         for event, code in EVENT_CODES.items()}
+        for name, clip in meta[split].items():
+            mask = np.load(root / 'gt' / f'{split}_frame_mask' / f'{name}.npy')
+            events = np.load(root / 'gt' / f'{split}_frame_events' / f'{name}.npy')
+            np.testing.assert_array_equal(events > 0, mask > 0)
+            if mask.any():  # one event per clip: every abnormal frame carries its code
+                assert set(np.unique(events[mask > 0])) == {EVENT_CODES[clip['event']]}
+    # a corrupted events file is caught by the layout check
+    name = next(n for n, c in meta['test'].items() if c['abnormal_frames'])
+    path = root / 'gt' / 'test_frame_events' / f'{name}.npy'
+    original = path.read_bytes()
+    try:
+        events = np.load(path)
+        events[events > 0] = EVENT_CODES['jog'] if events.max() != EVENT_CODES['jog'] else 1
+        np.save(path, events)
+        assert any('events are not all' in p for p in check_layout(str(root)))
+    finally:
+        path.write_bytes(original)

@@ -45,3 +45,14 @@ def test_cli_generates_checks_and_keeps(tmp_path, capsys) -> None:
     (out / 'gt' / 'test_frame_mask' / '01_0001.npy').unlink()
     assert any('missing gt/test_frame_mask/01_0001.npy' in p for p in check_layout(str(out)))
     assert main(['--out', str(out), '--check']) == 1
+    # --update replaces a different (here broken) benchmark and keeps an identical valid one.
+    assert main(list(args) + ['--update']) == 0
+    assert file_hashes(out) == before
+    assert main(list(args) + ['--update']) == 0
+    assert 'already holds this benchmark' in capsys.readouterr().out
+    # ... and a benchmark of an older generator version counts as different.
+    meta = json.loads((out / 'meta.json').read_text())
+    (out / 'meta.json').write_text(json.dumps(dict(meta, version=1)))
+    assert main(list(args) + ['--update']) == 0
+    assert 'already holds' not in capsys.readouterr().out
+    assert file_hashes(out) == before

@@ -1,13 +1,15 @@
 """Generate the synthetic human-behaviour anomaly benchmark (ShanghaiTech layout).
 
 The benchmark has motion, appearance and scene-related anomalies rendered from articulated
-skeletons (see ``mgenet_mm/synthetic/`` and ``docs/benchmark.md``). The same seed gives
-byte-identical files.
+skeletons (see ``mgenet_mm/synthetic/`` and ``docs/benchmark.md``), a test split and a
+validation split (same layout and kinds, own seeds: choose hyperparameters there). The same seed
+gives byte-identical files.
 
 Examples:
     python tools/data/make_synthetic.py --out data/synthetic
     python tools/data/make_synthetic.py --out /tmp/syn --preset tiny --montage /tmp/syn.png
     python tools/data/make_synthetic.py --out data/synthetic --check
+    python tools/data/make_synthetic.py --out data/synthetic --seed 1 --update  # replace seed 0
 """
 import argparse
 import json
@@ -18,6 +20,7 @@ from typing import Optional, Tuple
 
 from mgenet_mm.synthetic import (PRESETS, check_layout, config_dict, generate_benchmark,
                                  make_montage, preset_config, summarize_benchmark)
+from mgenet_mm.synthetic.writer import GENERATOR_VERSION
 
 
 def _pair(text: str, sep_options: str = ',-x') -> Tuple[int, int]:
@@ -49,6 +52,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
                         'street, sports ground, park; >= 3 for scene-related anomalies)')
     parser.add_argument('--train-clips', type=int, help='training videos per scene')
     parser.add_argument('--test-clips', type=int, help='test clips per scene')
+    parser.add_argument('--val-clips', type=int,
+                        help='validation clips per scene (validation/, gt/val_frame_*)')
     parser.add_argument('--frames', type=_pair,
                         help='frames per clip: N or MIN,MAX (default preset: 160,240)')
     parser.add_argument('--persons', type=_pair, help='persons per clip: N or MIN,MAX')
@@ -59,8 +64,10 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser.add_argument('--check', action='store_true',
                         help='only validate an existing benchmark under --out and summarise it')
     parser.add_argument('--overwrite', action='store_true',
-                        help='replace a different benchmark already under --out (an identical '
-                        'valid one is kept without it)')
+                        help='replace whatever benchmark is under --out, even an identical one')
+    parser.add_argument('--update', action='store_true',
+                        help='replace a benchmark of another seed, size or generator version '
+                        'under --out, keep an identical valid one (what tools/demo.py uses)')
     parser.add_argument('--montage', help='also write a PNG montage of test frames here')
     parser.add_argument('--quiet', action='store_true', help='no per-clip progress')
     return parser.parse_args(argv)
@@ -79,21 +86,25 @@ def main(argv: Optional[list] = None) -> int:
     else:
         cfg = preset_config(args.preset, seed=args.seed, scenes=args.scenes,
                             train_clips=args.train_clips, test_clips=args.test_clips,
+                            val_clips=args.val_clips,
                             frames=args.frames, persons=args.persons, size=args.size,
                             fps=args.fps)
         meta_path = osp.join(args.out, 'meta.json')
         existing = None
         if osp.isfile(meta_path):
             with open(meta_path) as f:
-                existing = json.load(f).get('config')
-        if existing == config_dict(cfg) and not args.overwrite and not check_layout(args.out):
-            # Same seed and sizes give the same bytes: nothing to redo (keeps pipelines cheap).
+                meta = json.load(f)
+            existing = (meta.get('version'), meta.get('config'))
+        if existing == (GENERATOR_VERSION, config_dict(cfg)) and not args.overwrite and \
+                not check_layout(args.out):
+            # Same generator, seed and sizes give the same bytes: nothing to redo.
             print(f'{args.out}: already holds this benchmark, layout OK (--overwrite to redo)')
         else:
             start = time.perf_counter()
             try:
                 generate_benchmark(cfg, args.out, workers=args.workers,
-                                   log=None if args.quiet else print, overwrite=args.overwrite)
+                                   log=None if args.quiet else print,
+                                   overwrite=args.overwrite or args.update)
             except FileExistsError as error:
                 print(f'error: {error}', file=sys.stderr)
                 return 2
