@@ -6,7 +6,7 @@ import logging
 import os
 import os.path as osp
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
@@ -41,6 +41,14 @@ class VADAUCMetric(BaseMetric):
     AUC (mean per-clip AUC, one-class clips padded), the AUC without smoothing, counts, and the
     AUC of every score component alone.
 
+    With per-frame labels of what is abnormal, the AUCs are broken down too, each over the normal
+    frames and the frames of one label (other abnormal frames left out,
+    :func:`~mgenet_mm.evaluation.functional.kind_aucs`), for the final score and for every
+    component: per anomaly kind (``kind_dir``; keys ``micro_auc/<kind>``, ``macro_auc/<kind>``,
+    ``num_frames/<kind>`` and ``micro_auc/<kind>_<component>``, ``macro_auc/<kind>_<component>``)
+    and per event type (``event_dir``; the same keys with the event's name, e.g.
+    ``micro_auc/appearance/carry_box`` and ``micro_auc/appearance/carry_box_app``).
+
     Windows carry several anomaly components when the model has several branches (MGENet: ``mo``,
     ``app``, ``mm``). With ``score_weights`` they are min-max normalised over the evaluated set
     and mixed (paper eq. 16, :func:`~mgenet_mm.evaluation.functional.mix_scores`, the mix that
@@ -52,7 +60,10 @@ class VADAUCMetric(BaseMetric):
     ``vad_frame_scores.npz`` (per clip, the final per-frame anomaly scores) in ``out_dir``, by
     default the run's log folder under ``--work-dir``. ``vad_results.json`` also records each
     component's range over the set (``component_ranges``) and the empty-frame ``fill_value``: with
-    them :mod:`mgenet_mm.apis` puts one video's scores on the scale of the evaluated set.
+    them :mod:`mgenet_mm.apis` puts one video's scores on the scale of the evaluated set. With
+    more than one component, ``vad_component_frame_scores.npz`` holds the final per-frame scores
+    of each component alone (keys ``<component>/<clip>``), so that intervals can be computed per
+    component afterwards (:func:`~mgenet_mm.evaluation.functional.clip_bootstrap_aucs`).
 
     Args:
         gt_dir (str): Folder of per-clip ground-truth masks.
@@ -77,6 +88,11 @@ class VADAUCMetric(BaseMetric):
             ``gt/test_frame_kinds``: adds micro/macro AUCs per kind (normal frames against the
             frames of that kind) for the final score and each component.
         kind_names (dict): Kind id -> name. Default: motion, appearance, scene.
+        event_dir (str, optional): Folder of per-frame event codes ``<clip>.npy`` (0 = normal,
+            k > 0 = event k, non-zero exactly where the mask is 1), e.g. the synthetic
+            benchmark's ``gt/test_frame_events``: adds the same AUCs per event type.
+        event_names (dict, optional): Event code -> name, e.g. ``{5: 'appearance/carry_box'}``.
+            Default: ``<event_dir>/names.json``, a JSON object of code (string) -> name.
         out_dir (str, optional): Where the result files go (default: the run's log folder).
         collect_device (str): Device for gathering results across ranks.
         prefix (str, optional): Metric name prefix; default ``vad``.
@@ -96,6 +112,8 @@ class VADAUCMetric(BaseMetric):
                  sigmas: Sequence[float] = DEFAULT_SIGMAS,
                  kind_dir: Optional[str] = None,
                  kind_names: Optional[Dict[int, str]] = None,
+                 event_dir: Optional[str] = None,
+                 event_names: Optional[Dict[int, str]] = None,
                  out_dir: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
@@ -116,6 +134,9 @@ class VADAUCMetric(BaseMetric):
         self.sigmas = tuple(sigmas)
         self.kind_dir = kind_dir
         self.kind_names = dict(kind_names or {1: 'motion', 2: 'appearance', 3: 'scene'})
+        self.event_dir = event_dir
+        self.event_names = (None if event_names is None else
+                            self._check_event_names(event_names, 'event_names'))
         self.out_dir = out_dir
         self._missing_components: List[str] = []
 
@@ -169,16 +190,79 @@ class VADAUCMetric(BaseMetric):
             gt[name] = loader(path)
         return gt
 
-    def _load_kinds(self, gt: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        kinds = {}
+    @staticmethod
+    def _load_frame_codes(folder: str, what: str,
+                          gt: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """Per-frame codes ``<folder>/<clip>.npy`` of every clip, checked against its mask."""
+        codes = {}
         for name, mask in gt.items():
-            path = osp.join(self.kind_dir, name + '.npy')
+            path = osp.join(folder, name + '.npy')
             if not osp.isfile(path):
-                raise FileNotFoundError(f'clip {name}: per-frame kinds {path} not found')
-            kinds[name] = np.load(path).reshape(-1)
-            if len(kinds[name]) != len(mask) or not np.array_equal(kinds[name] > 0, mask > 0):
-                raise ValueError(f'clip {name}: kinds {path} disagree with its ground-truth mask')
-        return kinds
+                raise FileNotFoundError(f'clip {name}: per-frame {what} {path} not found')
+            try:
+                values = np.load(path, allow_pickle=False).reshape(-1)  # (F,)
+            except (ValueError, OSError, EOFError) as err:
+                raise ValueError(f'clip {name}: {what} {path} is not a numpy array '
+                                 f'({err})') from err
+            if len(values) != len(mask):
+                raise ValueError(f'clip {name}: {what} {path} has {len(values)} frames, its '
+                                 f'ground-truth mask {len(mask)}')
+            if values.size and (values.min() < 0 or not np.array_equal(values, np.round(values))):
+                raise ValueError(f'clip {name}: {what} {path} holds values that are not '
+                                 'non-negative integer codes')
+            wrong = np.flatnonzero((values > 0) != (mask > 0))
+            if wrong.size:
+                raise ValueError(f'clip {name}: {what} {path} disagree with its ground-truth mask '
+                                 f'({wrong.size} frames, the first {int(wrong[0])})')
+            codes[name] = values.astype(np.int64)
+        return codes
+
+    def _check_event_names(self, names: Any, where: str) -> Dict[int, str]:
+        """Code (int or digit string, > 0) -> non-empty name; no kind name reused."""
+        if not isinstance(names, dict) or not names:
+            raise ValueError(f'{where}: expected a non-empty object of event code -> name, got '
+                             f'{type(names).__name__}')
+        checked = {}
+        for code, label in names.items():
+            try:
+                number = int(code)
+            except (TypeError, ValueError):
+                number = 0
+            if number <= 0 or str(number) != str(code).strip():
+                raise ValueError(f'{where}: event code {code!r} is not a positive integer')
+            if not isinstance(label, str) or not label:
+                raise ValueError(f'{where}: event {code} has no name (got {label!r})')
+            checked[number] = label
+        # A reused name would silently overwrite another label's keys in the results.
+        labels = list(checked.values())
+        clashes = sorted({n for n in labels if labels.count(n) > 1} |
+                         (set(labels) & set(self.kind_names.values())))
+        if clashes:
+            raise ValueError(f'{where}: event names {clashes} are used twice or are kind names')
+        return checked
+
+    def _load_events(self, gt: Dict[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray],
+                                                               Dict[int, str]]:
+        """Per-frame event codes and the code -> name map (``names.json`` by default)."""
+        names = self.event_names
+        if names is None:
+            path = osp.join(self.event_dir, 'names.json')
+            if not osp.isfile(path):
+                raise FileNotFoundError(f'event names {path} not found (a JSON object of event '
+                                        'code -> name; or give event_names)')
+            try:
+                with open(path, encoding='utf-8') as f:
+                    raw = json.load(f)
+            except (ValueError, UnicodeDecodeError) as err:
+                raise ValueError(f'event names {path}: not valid JSON ({err})') from err
+            names = self._check_event_names(raw, f'event names {path}')
+        events = self._load_frame_codes(self.event_dir, 'events', gt)
+        for name, codes in events.items():
+            unnamed = sorted(set(np.unique(codes[codes > 0]).tolist()) - set(names))
+            if unnamed:
+                raise ValueError(f'clip {name}: events {osp.join(self.event_dir, name + ".npy")} '
+                                 f'hold codes {unnamed} that have no name')
+        return events, names
 
     def _mix(self, scores: Dict[str, np.ndarray]) -> np.ndarray:
         """Eq. 16 with the ranges of the evaluated set (see :func:`mix_scores`)."""
@@ -220,30 +304,42 @@ class VADAUCMetric(BaseMetric):
                                              clip_names=names)
             return compute_vad_aucs(frames, gt, sigmas=self.sigmas)
 
+        # Labels first: a bad file fails before any scoring.
+        labelled = []  # (per-frame codes by clip, code -> name): kinds, then events
+        if self.kind_dir:
+            labelled.append((self._load_frame_codes(self.kind_dir, 'kinds', gt), self.kind_names))
+        event_names = None
+        if self.event_dir:
+            events, event_names = self._load_events(gt)
+            labelled.append((events, event_names))
+
         final = evaluate(self._mix(scores)) if kept else evaluate(np.zeros(0))
         metrics: Dict[str, float] = OrderedDict(
             micro_auc=final['micro_auc'], macro_auc=final['macro_auc'],
             micro_auc_unsmoothed=final['micro_auc_unsmoothed'],
             num_windows=len(kept), num_frames=final['num_frames'], num_clips=final['num_clips'],
             num_empty_frames=final['num_empty_frames'])
-        kinds = self._load_kinds(gt) if self.kind_dir else None
-        if kinds is not None:
-            metrics.update(kind_aucs(final['anomaly_scores'], kinds, self.kind_names))
+        for codes, code_names in labelled:
+            metrics.update(kind_aucs(final['anomaly_scores'], codes, code_names))
+        component_frames = {}  # component -> clip -> final per-frame scores of it alone
         if len(components) > 1:
             for name in components:
                 alone = evaluate(scores[name])
+                component_frames[name] = alone['anomaly_scores']
                 metrics[f'micro_auc_{name}'] = alone['micro_auc']
                 metrics[f'macro_auc_{name}'] = alone['macro_auc']
-                if kinds is not None:
-                    per_kind = kind_aucs(alone['anomaly_scores'], kinds, self.kind_names)
-                    metrics.update({f'{key}_{name}': value for key, value in per_kind.items()
+                for codes, code_names in labelled:
+                    per_code = kind_aucs(alone['anomaly_scores'], codes, code_names)
+                    metrics.update({f'{key}_{name}': value for key, value in per_code.items()
                                     if not key.startswith('num_')})
         ranges = {name: list(span) for name, span in component_ranges(scores).items()}
-        self._write_results(metrics, final, ranges)
+        self._write_results(metrics, final, ranges, component_frames, event_names)
         return metrics
 
     def _write_results(self, metrics: Dict[str, float], final: Dict[str, Any],
-                       component_ranges: Dict[str, List[float]]) -> None:
+                       component_ranges: Dict[str, List[float]],
+                       component_frames: Optional[Dict[str, Dict[str, np.ndarray]]] = None,
+                       event_names: Optional[Dict[int, str]] = None) -> None:
         out_dir = self.out_dir
         if out_dir is None:
             log_file = getattr(MMLogger.get_current_instance(), 'log_file', None)
@@ -257,10 +353,19 @@ class VADAUCMetric(BaseMetric):
                        score_weights=self.score_weights, normalize=self.normalize,
                        seg_len=self.seg_len, sigmas=list(self.sigmas), gt_dir=self.gt_dir,
                        fill_value=float(final['fill_value']),
-                       component_ranges=component_ranges)
+                       component_ranges=component_ranges,
+                       event_names=None if event_names is None else
+                       {str(code): name for code, name in sorted(event_names.items())})
         text = json.dumps(payload, indent=2).encode()
         atomic_write_bytes(osp.join(out_dir, 'vad_results.json'), lambda f: f.write(text))
         anomaly = {k: np.asarray(v, dtype=np.float64) for k, v in final['anomaly_scores'].items()}
         atomic_write_bytes(osp.join(out_dir, 'vad_frame_scores.npz'),
                            lambda f: np.savez(f, **anomaly))
+        if component_frames:
+            # Clip names never hold '/', so a key splits at its last '/'.
+            alone = {f'{component}/{clip}': np.asarray(values, dtype=np.float64)
+                     for component, by_clip in component_frames.items()
+                     for clip, values in by_clip.items()}
+            atomic_write_bytes(osp.join(out_dir, 'vad_component_frame_scores.npz'),
+                               lambda f: np.savez(f, **alone))
         print_log(f'VADAUCMetric: results written to {out_dir}', logger='current')
