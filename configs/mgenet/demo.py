@@ -35,7 +35,8 @@ model = dict(
     mask_generator=dict(input_size=token_grid[1:]))
 
 rgb_steps = [
-    dict(type='PersonTubeCrop', size=tube_size, margin=0.1, score_thr=0.2),
+    dict(type='PersonTubeCrop', size=tube_size, margin=0.1, score_thr=0.2,
+         max_person_ratio=1.5),
     dict(type='SceneImage', mode='median', num_frames=15, size=scene_size),
     dict(type='NormalizePoseWindow', video_resolution=(856, 480)),
     dict(type='PackMGENetInputs', meta_keys=('scene_key', 'tube_box'))
@@ -49,7 +50,8 @@ val_dataloader = dict(num_workers=2, persistent_workers=False,
                       dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(gt_dir=data_root + '/gt/test_frame_mask',
-                     kind_dir=data_root + '/gt/test_frame_kinds')
+                     kind_dir=data_root + '/gt/test_frame_kinds',
+                     event_dir=data_root + '/gt/test_frame_events')
 test_evaluator = val_evaluator
 train_cfg = dict(max_epochs=10, val_interval=100)  # tested by tools/demo.py afterwards
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(max_keep_ckpts=1))

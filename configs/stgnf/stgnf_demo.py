@@ -12,6 +12,7 @@ val_dataloader = dict(
     dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
 val_evaluator = dict(gt_dir=data_root + '/gt/test_frame_mask',
-                     kind_dir=data_root + '/gt/test_frame_kinds')
+                     kind_dir=data_root + '/gt/test_frame_kinds',
+                     event_dir=data_root + '/gt/test_frame_events')
 test_evaluator = val_evaluator
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(max_keep_ckpts=1))
