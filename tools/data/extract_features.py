@@ -57,14 +57,15 @@ from mgenet_mm.datasets.feature_cache import (
 from mgenet_mm.models.frozen_parts import build_frozen_parts, random_frozen_parts
 from mgenet_mm.preprocessing import DEFAULT_PREPROCESSOR
 
-SPLITS = ('train', 'test')
+SPLITS = ('train', 'test', 'val')
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Cache the frozen cube and scene features')
     parser.add_argument('config', help='an MGENet config (on the fly, or reading the cache)')
     parser.add_argument('--split', choices=SPLITS + ('both', ), default='both',
-                        help='which dataloader to extract: train, test or both')
+                        help='which dataloader to extract: train, test, val (e.g. of a '
+                        'validation config) or both (train and test)')
     parser.add_argument('--out', help='cache root; each split goes to OUT/<split> (default: '
                         'the cache_dir of the config\'s LoadCachedFeatures, else '
                         'work_dirs/features/<config name>/<split>)')
@@ -390,7 +391,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmaction'))
-    splits = SPLITS if args.split == 'both' else (args.split, )
+    splits = ('train', 'test') if args.split == 'both' else (args.split, )
     status = 0
     with trust_from_args(args):
         for split in splits:
