@@ -45,7 +45,8 @@ train_dataloader = dict(batch_size={BATCH}, dataset=dict(data_root=data_root))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
 val_evaluator = dict(gt_dir=data_root + '/gt/test_frame_mask',
-                     kind_dir=data_root + '/gt/test_frame_kinds')
+                     kind_dir=data_root + '/gt/test_frame_kinds',
+                     event_dir=data_root + '/gt/test_frame_events')
 test_evaluator = val_evaluator
 custom_hooks = [dict(type='PauseAtIterHook')]
 """)

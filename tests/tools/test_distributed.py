@@ -111,7 +111,8 @@ train_dataloader = _split(_base_.train_dataloader, '{cache}/train', indices={tra
 val_dataloader = _split(_base_.val_dataloader, '{cache}/test', indices={test})
 test_dataloader = val_dataloader
 metric = dict(_base_.val_evaluator, gt_dir='{data}/gt/test_frame_mask',
-              kind_dir='{data}/gt/test_frame_kinds')
+              kind_dir='{data}/gt/test_frame_kinds',
+              event_dir='{data}/gt/test_frame_events')
 # Validation after the last epoch also dumps every window's scores (rank 0 writes).
 val_evaluator = [metric, dict(type='DumpResults', out_file_path='{root}/val_windows.pkl')]
 test_evaluator = metric
