@@ -51,8 +51,9 @@ def test_tiny_writes_exactly_the_layout(tiny) -> None:
 
 
 def test_same_seed_same_bytes(tiny, tmp_path) -> None:
+    """The same seed gives the same bytes, whatever the number of rendering processes."""
     root, _, _ = tiny
-    generate_benchmark(preset_config('tiny'), str(tmp_path / 'again'), log=None)
+    generate_benchmark(preset_config('tiny'), str(tmp_path / 'again'), workers=2, log=None)
     first, second = file_hashes(root), file_hashes(tmp_path / 'again')
     assert first.keys() == second.keys()
     assert first == second
