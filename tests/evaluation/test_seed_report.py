@@ -10,6 +10,7 @@ from mgenet_mm.evaluation.seed_report import (BOOTSTRAP_COLUMNS, bootstrap_inter
                                               event_columns, format_intervals, format_mean_std,
                                               format_table, mean_std, report_tables,
                                               seeds_report, table_rows)
+from tests.evaluation.seed_report_inputs import bootstrap_arrays
 
 
 def _run(micro, kinds=None, events=None, components=(), event_names=None):
@@ -125,16 +126,9 @@ def test_seeds_report_and_tables() -> None:
 
 
 def _bootstrap_inputs():
-    """Three clips (two with an anomaly: kind 2, then kind 1; one normal), MGENet's and STG-NF's
-    final scores (the same arrays), and the components ``mo`` and ``mm`` alone."""
-    rng = np.random.default_rng(0)
-    masks = {'01_0001': np.r_[np.zeros(10), np.ones(5), np.zeros(5)].astype(np.uint8),
-             '01_0002': np.r_[np.ones(4), np.zeros(16)].astype(np.uint8),
-             '02_0001': np.zeros(20, dtype=np.uint8)}
-    kinds = {'01_0001': masks['01_0001'] * 2, '01_0002': masks['01_0002'] * 1,
-             '02_0001': masks['02_0001']}
-    final = {c: rng.normal(size=20) + m for c, m in masks.items()}
-    alone = {f'{comp}/{c}': rng.normal(size=20) for comp in ('mm', 'mo') for c in masks}
+    """MGENet's and STG-NF's final scores (the same arrays), the components ``mo`` and ``mm``
+    alone, and the ground truth of :func:`tests.evaluation.seed_report_inputs.bootstrap_arrays`."""
+    masks, kinds, final, alone = bootstrap_arrays()
     scores = {'MGENet (eq. 16)': final,
               'S_mo alone': {c: alone[f'mo/{c}'] for c in masks},
               'S_mm alone': {c: alone[f'mm/{c}'] for c in masks},

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, load_tool, run_tool
+from tests.evaluation.seed_report_inputs import bootstrap_arrays
 
 demo = load_tool('tools/demo.py')
 
@@ -31,18 +32,11 @@ def test_parse_args(capsys) -> None:
 
 
 def test_load_bootstrap_inputs(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    masks = {'01_0001': np.r_[np.zeros(10), np.ones(5), np.zeros(5)].astype(np.uint8),
-             '01_0002': np.r_[np.ones(4), np.zeros(16)].astype(np.uint8),
-             '02_0001': np.zeros(20, dtype=np.uint8)}
-    kinds = {'01_0001': masks['01_0001'] * 2, '01_0002': masks['01_0002'] * 1,
-             '02_0001': masks['02_0001']}
+    masks, kinds, final, alone = bootstrap_arrays()
     for sub, arrays in (('test_frame_mask', masks), ('test_frame_kinds', kinds)):
         (tmp_path / 'data' / 'gt' / sub).mkdir(parents=True)
         for clip, array in arrays.items():
             np.save(tmp_path / 'data' / 'gt' / sub / f'{clip}.npy', array)
-    final = {c: rng.normal(size=20) + m for c, m in masks.items()}
-    alone = {f'{comp}/{c}': rng.normal(size=20) for comp in ('mm', 'mo') for c in masks}
     for run, arrays in (('mgenet', final), ('stgnf', final)):
         (tmp_path / run).mkdir()
         np.savez(tmp_path / run / 'vad_frame_scores.npz', **arrays)
