@@ -66,6 +66,9 @@ def preset_config(name: str = 'default', **overrides) -> SyntheticConfig:
     cfg = SyntheticConfig(**values)
     if cfg.scenes < 1 or min(cfg.train_clips, cfg.test_clips, cfg.val_clips) < 0:
         raise ValueError(f'need >= 1 scene and non-negative clip counts, got {cfg}')
+    if cfg.test_clips > 500 or cfg.val_clips > 499:
+        # Validation clips are numbered from 501 on, after the test clips (names stay distinct).
+        raise ValueError(f'at most 500 test and 499 validation clips per scene, got {cfg}')
     if not 24 <= cfg.frames[0] <= cfg.frames[1]:
         raise ValueError(f'frames must be (min, max) with 24 <= min <= max, got {cfg.frames}')
     if not 1 <= cfg.persons[0] <= cfg.persons[1]:

@@ -311,8 +311,8 @@ def _plan_clip(cfg: SyntheticConfig, cam: Camera, scene: SceneSpec, split: str, 
     return ClipPlan(name, split, scene, n_frames, clip_seed, persons, category, event)
 
 
-def category_schedule(scenes: List[SceneSpec], clips_per_scene: int) -> Dict[Tuple[int, int],
-                                                                            str]:
+def category_schedule(scenes: List[SceneSpec],
+                      clips_per_scene: int) -> Dict[Tuple[int, int], str]:
     """The category of every evaluation clip: (scene index, clip index) -> category.
 
     A scene cycles its order of :data:`CATEGORY_ORDERS` over its clip index: ``running`` where
