@@ -30,6 +30,7 @@ from mgenet_mm.datasets.feature_cache import (INDEX, FeatureCacheReader,
 from mgenet_mm.evaluation.functional.vad_scores import (compute_vad_aucs, kind_aucs,
                                                         load_shanghaitech_gt,
                                                         windows_to_frame_scores)
+from mgenet_mm.fileio import atomic_write_bytes
 
 
 KIND_NAMES = {1: 'motion', 2: 'appearance', 3: 'scene'}
@@ -126,8 +127,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for name, metrics in table.items():
         print(f'{name:14s}' + ''.join(f'{100 * metrics[k]:20.1f}' for k in keys))
     if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(table, f, indent=2)
+        text = json.dumps(table, indent=2).encode()
+        atomic_write_bytes(args.out, lambda f: f.write(text))
     return 0
 
 

@@ -40,6 +40,7 @@ from torch import Tensor
 from mmaction.registry import DATASETS, MODELS, TRANSFORMS
 from mgenet_mm.apis.inference import InferenceError, init_model
 from mgenet_mm.datasets.feature_cache import FeatureCacheError
+from mgenet_mm.fileio import atomic_write_bytes
 from mgenet_mm.models.modules.masking import complementary_masks
 from mgenet_mm.models.recognizers import MGENetRecognizer
 from mgenet_mm.models.utils.addressing_stats import (addressing_stats, mean_paired_cosine,
@@ -332,8 +333,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     print(format_report(report), end='')
     if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(report, f, indent=2)
+        text = json.dumps(report, indent=2).encode()
+        atomic_write_bytes(args.out, lambda f: f.write(text))
     return 0
 
 
