@@ -24,7 +24,8 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from ..datasets.transforms.processing import crop_with_padding, keypoint_tube_boxes
+from ..datasets.transforms.processing import (crop_with_padding, keypoint_tube_boxes,
+                                              whole_pixel_boxes)
 from .config import Camera
 from .plans import ClipPlan
 from .renderer import ClipRenderer
@@ -114,14 +115,11 @@ def clip_object_coverage(clip: ClipPlan, cam: Camera, fps: int,
             if middle not in labels_at:
                 labels_at[middle] = renderer.render(middle)[1]
             mask = labels_at[middle] == slot * LABEL_STRIDE + PARTS['object']
-            # whole-pixel box as PersonTubeCrop cuts it
-            box = boxes[seg_len // 2]
-            side = max(int(round(box[2] - box[0])), 1)
-            x0 = int(round((box[0] + box[2]) / 2 - side / 2))
-            y0 = int(round((box[1] + box[3]) / 2 - side / 2))
+            # the middle frame's pixel box, as PersonTubeCrop cuts it
+            box = whole_pixel_boxes(boxes)[seg_len // 2]
+            side = int(box[2] - box[0])
             row = dict(event=person.anomaly, clip=clip.name, person=person.pid, start=start)
-            row.update(tube_coverage(mask, np.array([x0, y0, x0 + side, y0 + side]), tube_size,
-                                     patch))
+            row.update(tube_coverage(mask, box, tube_size, patch))
             xy = window[seg_len // 2, :, :2]
             conf = window[seg_len // 2, :, 2] > 0.2
             height = float(np.ptp(xy[conf, 1])) if conf.any() else float('nan')

@@ -23,7 +23,7 @@ from .utils import describe_window
 
 __all__ = [
     'PersonTubeCrop', 'SceneImage', 'resize_image', 'crop_with_padding', 'keypoint_tube_box',
-    'keypoint_tube_boxes', 'scene_frame_indices', 'median_scene'
+    'keypoint_tube_boxes', 'whole_pixel_boxes', 'scene_frame_indices', 'median_scene'
 ]
 
 
@@ -164,6 +164,17 @@ def keypoint_tube_boxes(keypoint: np.ndarray, score_thr: float = 0.2, margin: fl
     return np.stack([cx - half[0], cy - half[1], cx + half[0], cy + half[1]], axis=1)
 
 
+def whole_pixel_boxes(boxes: np.ndarray) -> np.ndarray:
+    """The pixel boxes a tube is cut at: (T, 4) float boxes of one size -> (T, 4) int64
+    (x1, y1, x2, y2), end exclusive. The size is rounded once and kept in every frame; each
+    box's centre is kept and its corner rounded."""
+    width = max(int(round(boxes[0, 2] - boxes[0, 0])), 1)
+    height = max(int(round(boxes[0, 3] - boxes[0, 1])), 1)
+    x0 = np.round((boxes[:, 0] + boxes[:, 2]) / 2 - width / 2).astype(np.int64)  # (T,)
+    y0 = np.round((boxes[:, 1] + boxes[:, 3]) / 2 - height / 2).astype(np.int64)
+    return np.stack([x0, y0, x0 + width, y0 + height], axis=1)  # (T, 4)
+
+
 @TRANSFORMS.register_module()
 class PersonTubeCrop(BaseTransform):
     """Crop the human-centric tube of a window from its decoded frames.
@@ -256,11 +267,10 @@ class PersonTubeCrop(BaseTransform):
                                         self.min_size, self.max_person_ratio)
         except ValueError as error:
             raise ValueError(f'{describe_window(results)}: {error}') from None
-        # Whole pixels: the box keeps its size in pixels, its corners are rounded.
-        width = max(int(round(boxes[0, 2] - boxes[0, 0])), 1)
-        height = max(int(round(boxes[0, 3] - boxes[0, 1])), 1)
-        x0 = np.round((boxes[:, 0] + boxes[:, 2]) / 2 - width / 2).astype(np.int64)  # (T,)
-        y0 = np.round((boxes[:, 1] + boxes[:, 3]) / 2 - height / 2).astype(np.int64)
+        tube_boxes = whole_pixel_boxes(boxes)  # (T, 4)
+        x0, y0 = tube_boxes[:, 0], tube_boxes[:, 1]
+        width = int(tube_boxes[0, 2] - tube_boxes[0, 0])
+        height = int(tube_boxes[0, 3] - tube_boxes[0, 1])
         if (x0.min() >= img_w or y0.min() >= img_h or x0.max() + width <= 0
                 or y0.max() + height <= 0):
             raise ValueError(
@@ -273,7 +283,6 @@ class PersonTubeCrop(BaseTransform):
             crop = crop_with_padding(frame, int(x0[t]), int(y0[t]), width, height,
                                      self.pad_value)
             tube[t] = resize_image(crop, self.size)
-        tube_boxes = np.stack([x0, y0, x0 + width, y0 + height], axis=1)  # (T, 4)
         results['imgs'] = tube  # (T, H, W, 3)
         results['img_shape'] = self.size
         results['tube_boxes'] = tube_boxes
