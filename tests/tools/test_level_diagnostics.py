@@ -187,7 +187,8 @@ def test_level_tensors_follow_the_models_scores(sample):
     components = model.anomaly_components(inputs)
     assert tensors['w_b'].shape == (6, 12 * 4 * 4, 8) and tensors['w_s'].shape == (6, 1, 4)
     torch.testing.assert_close(
-        model.mask_head.appearance_score(tensors['f_u'], tensors['f_m1'], tensors['f_m2']),
+        model.mask_head.appearance_score(tensors['f_u'], tensors['f_m1'], tensors['f_m2'],
+                                         tensors['mask1'], tensors['mask2']),
         components['app'])
     torch.testing.assert_close(model.bsmm.score(tensors['w_b'], tensors['w_s']),
                                components['mm'])

@@ -41,7 +41,6 @@ from mmaction.registry import DATASETS, MODELS, TRANSFORMS
 from mgenet_mm.apis.inference import InferenceError, init_model
 from mgenet_mm.datasets.feature_cache import FeatureCacheError
 from mgenet_mm.fileio import atomic_write_bytes
-from mgenet_mm.models.modules.masking import complementary_masks
 from mgenet_mm.models.recognizers import MGENetRecognizer
 from mgenet_mm.models.utils.addressing_stats import (addressing_stats, mean_paired_cosine,
                                                      mean_pairwise_cosine, summary_stats)
@@ -179,24 +178,21 @@ def level_tensors(model: MGENetRecognizer, inputs: Dict[str, Tensor]) -> Dict[st
 
     Returns:
         dict[str, Tensor]: ``w_b`` (B, P, N_b); with a scene memory ``w_s`` (B, 1, N_s); with
-        level 2 ``f_u`` and ``f_m1``, ``f_m2`` (f_m under the test mask and its complement,
-        shaped as f_u); once the BSMM is written ``c_b``, ``c_s`` (B, N_filled), its matching
+        level 2 ``f_u`` and ``f_m1``, ``f_m2`` (f_m under the test mask ``mask1`` and its
+        complement ``mask2``, each (B, P) bool, shaped as f_u); once the BSMM is written ``c_b``, ``c_s`` (B, N_filled), its matching
         weights over the filled items only (empty ones take no part in its softmax).
     """
     tokens = model._tokens(inputs)  # (B, C_in, t, h, w)
     e_b = model.backbone(tokens)  # (B, P, C_b)
-    f_b, w_b = model.behaviour_memory.read(e_b)
-    out = dict(w_b=w_b)
     if model.with_appearance:
-        out['f_u'] = model.appearance_head(f_b, model.token_grid)
-        # The test mask pair of anomaly_components: drawn from mask_seed, shared by all windows
-        generator = torch.Generator().manual_seed(model.mask_seed)
-        mask, complement = complementary_masks(model.mask_generator, 1, model.token_grid[0],
-                                               generator=generator)  # (1, P) each
-        for name, pattern in (('f_m1', mask), ('f_m2', complement)):
-            # (1, P) -> (B, P)
-            batch_mask = pattern.expand(tokens.shape[0], -1).to(tokens.device)
-            out[name] = model._masked_features(tokens, batch_mask)
+        f_u, w_b = model.appearance_target(e_b)
+        # The test mask pair of anomaly_components
+        mask, complement = model.test_mask_pair(tokens.shape[0], tokens.device)  # (B, P) each
+        out = dict(w_b=w_b, f_u=f_u, mask1=mask, mask2=complement,
+                   f_m1=model._masked_features(tokens, mask),
+                   f_m2=model._masked_features(tokens, complement))
+    else:
+        out = dict(w_b=model.behaviour_memory.address(e_b))
     if model.scene_memory is not None:
         w_s = model.scene_memory.address(model._scene(inputs)[:, None])  # (B, 1, N_s)
         out['w_s'] = w_s

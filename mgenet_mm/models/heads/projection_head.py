@@ -1,6 +1,7 @@
 """Projection head for the appearance level: H_u and the mask encoder's head (section 3.3)."""
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.model import BaseModule
@@ -8,6 +9,8 @@ from mmaction.registry import MODELS
 from torch import Tensor
 
 TokenGrid = Tuple[int, int, int]
+#: ``'space'``: f_u / f_m pooled over the h*w positions of each step; ``'none'``: per token.
+POOLS = ('space', 'none')
 
 
 def cosine_distance(first: Tensor, second: Tensor, eps: float = 1e-8) -> Tensor:
@@ -29,22 +32,65 @@ def cosine_distance(first: Tensor, second: Tensor, eps: float = 1e-8) -> Tensor:
     return 1. - F.cosine_similarity(first.flatten(1), second.flatten(1), dim=1, eps=eps)
 
 
+def token_cosine_distance(first: Tensor, second: Tensor, eps: float = 1e-8) -> Tensor:
+    """``sim = 1 - cos`` of eq. 6 and 14 per token: one value per (window, token).
+
+    Args:
+        first (Tensor): Shape (B, P, C).
+        second (Tensor): Same shape as ``first``.
+        eps (float): Guard against zero norms. Defaults to 1e-8.
+
+    Returns:
+        Tensor: Shape (B, P), values in [0, 2].
+    """
+    if first.shape != second.shape or first.ndim != 3:
+        raise ValueError(f'need two (B, P, C) tensors of one shape, got {tuple(first.shape)} '
+                         f'and {tuple(second.shape)}')
+    return 1. - F.cosine_similarity(first, second, dim=2, eps=eps)
+
+
+def reduce_tokens(distance: Tensor, reduction: str = 'mean', top_k: int = 1) -> Tensor:
+    """One score per window from per-token distances: their mean or the mean of the top k.
+
+    Args:
+        distance (Tensor): Shape (B, P).
+        reduction (str): ``'mean'`` or ``'topk'``.
+        top_k (int): Tokens averaged by ``'topk'`` (at most P).
+
+    Returns:
+        Tensor: Shape (B, ).
+    """
+    if reduction == 'mean':
+        return distance.mean(dim=1)
+    if reduction == 'topk':
+        return distance.topk(min(top_k, distance.shape[1]), dim=1).values.mean(dim=1)
+    raise ValueError(f"reduction must be 'mean' or 'topk', got {reduction!r}")
+
+
 @MODELS.register_module()
 class ProjectionHead(BaseModule):
-    """Spatially pooled MLP projection to latent appearance features f_u / f_m (B, t, C_app).
+    """MLP projection to latent appearance features f_u / f_m, pooled per step or per token.
 
-    Tokens (B, P, C) are averaged over the h*w positions of each time step, giving (B, t, C), and
-    an MLP maps every step to ``out_channels`` features. Pooling first keeps the head cheap and
-    makes f_u and f_m one vector per step, as f_rgb is in the motion level.
+    ``pool='space'`` (the paper-literal setting of this project so far): tokens (B, P, C) are
+    averaged over the h*w positions of each time step, giving (B, t, C), and an MLP maps every
+    step to ``out_channels`` features, one vector per step as f_rgb is in the motion level.
+    ``pool='none'``: every token is projected, f_u / f_m are (B, P, C_app), "the same size as
+    f_b". Pooling dilutes a small object 1/(h*w): at the demo's 4x4 grid an object covering one
+    token moves the pooled vector by a sixteenth only.
 
     The head owns the appearance loss and score:
 
-    - ``loss(f_m, f_u)``: eq. 6, ``L_app = 1 - cos(f_m, f_u)`` with ``f_u`` detached (the RGB
-      encoder side is the fixed teacher). The cosine is taken over the flattened (t*C_app) vector
-      of each window, then averaged over the batch.
-    - ``appearance_score(f_u, f_m1, f_m2)``: eq. 14, ``(sim(f_u, f_m1) + sim(f_u, f_m2)) / 2``
-      with ``sim = 1 - cos`` over the same flattened vectors, f_m1 / f_m2 from two complementary
-      masks.
+    - ``loss(f_m, f_u, mask)``: eq. 6, ``L_app = 1 - cos(f_m, f_u)`` with ``f_u`` detached (the
+      RGB encoder side is the fixed teacher). Pooled: the cosine is taken over the flattened
+      (t*C_app) vector of each window, then averaged over the batch. Per token: the cosine of
+      every token, averaged over the masked tokens of each window (the mask encoder has to
+      predict what it cannot see), then over the batch.
+    - ``appearance_score(f_u, f_m1, f_m2, mask1, mask2)``: eq. 14. Pooled:
+      ``(sim(f_u, f_m1) + sim(f_u, f_m2)) / 2`` with ``sim = 1 - cos`` over the same flattened
+      vectors, f_m1 / f_m2 from two complementary masks. Per token: each token is scored in the
+      pass where it is masked (the two complementary masks cover every token once), and the
+      per-token distances are reduced by ``score_reduction`` (``'mean'``: eq. 14's average;
+      ``'topk'``: the mean of the ``score_top_k`` largest, for objects on a few tokens).
 
     Args:
         in_channels (int): Token width C. Defaults to 384.
@@ -54,6 +100,11 @@ class ProjectionHead(BaseModule):
         num_layers (int): Number of linear layers (GELU between them). Defaults to 2.
         loss_weight (float): Factor on ``loss_app`` (alpha of eq. 12 may be set here).
             Defaults to 1.
+        pool (str): ``'space'`` (one vector per step) or ``'none'`` (one per token).
+            Defaults to ``'space'``.
+        score_reduction (str): Per-token scores to one per window: ``'mean'`` or ``'topk'``
+            (``pool='none'`` only). Defaults to ``'mean'``.
+        score_top_k (int): Tokens averaged by ``'topk'``. Defaults to 8.
         init_cfg (dict or list[dict], optional): Initialization config. Defaults to truncated
             normal (std 0.02) linear layers.
     """
@@ -65,11 +116,23 @@ class ProjectionHead(BaseModule):
                  hidden_channels: Optional[int] = None,
                  num_layers: int = 2,
                  loss_weight: float = 1.,
+                 pool: str = 'space',
+                 score_reduction: str = 'mean',
+                 score_top_k: int = 8,
                  init_cfg: Optional[Union[dict, List[dict]]] = dict(
                      type='TruncNormal', layer='Linear', std=0.02, bias=0.)) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_layers < 1:
             raise ValueError(f'num_layers must be >= 1, got {num_layers}')
+        if pool not in POOLS:
+            raise ValueError(f'pool must be one of {POOLS}, got {pool!r}')
+        if score_reduction not in ('mean', 'topk'):
+            raise ValueError(f"score_reduction must be 'mean' or 'topk', got {score_reduction!r}")
+        if score_top_k < 1:
+            raise ValueError(f'score_top_k must be >= 1, got {score_top_k}')
+        self.pool = pool
+        self.score_reduction = score_reduction
+        self.score_top_k = int(score_top_k)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.token_grid: TokenGrid = tuple(int(size) for size in token_grid)
@@ -84,7 +147,7 @@ class ProjectionHead(BaseModule):
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, tokens: Tensor, token_grid: Optional[Sequence[int]] = None) -> Tensor:
-        """Pool tokens over space per step and project them.
+        """Pool tokens over space per step (``pool='space'``) and project them.
 
         Args:
             tokens (Tensor): Shape (B, P, C), (t, h, w) row-major token order (e.g. the
@@ -92,39 +155,68 @@ class ProjectionHead(BaseModule):
             token_grid (Sequence[int], optional): (t, h, w); the configured grid when None.
 
         Returns:
-            Tensor: Shape (B, t, out_channels).
+            Tensor: Shape (B, t, out_channels), or (B, P, out_channels) with ``pool='none'``.
         """
         grid_t, grid_h, grid_w = tuple(token_grid) if token_grid is not None else self.token_grid
         batch_size, num_tokens, channels = tokens.shape
         if num_tokens != grid_t * grid_h * grid_w:
             raise ValueError(f'{num_tokens} tokens do not fill the token grid '
                              f'{(grid_t, grid_h, grid_w)}')
+        if self.pool == 'none':
+            return self.mlp(tokens)  # (B, P, C_app)
         # (B, P, C) -> (B, t, h*w, C) -> mean over space -> (B, t, C)
         pooled = tokens.reshape(batch_size, grid_t, grid_h * grid_w, channels).mean(dim=2)
         return self.mlp(pooled)
 
-    def loss(self, f_m: Tensor, f_u: Tensor) -> Dict[str, Tensor]:
+    def loss(self, f_m: Tensor, f_u: Tensor,
+             mask: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Appearance distillation loss, eq. 6.
 
         Args:
-            f_m (Tensor): Mask-encoder features, shape (B, t, C_app).
-            f_u (Tensor): Unmasked-branch features, shape (B, t, C_app); detached here.
+            f_m (Tensor): Mask-encoder features, (B, t, C_app) pooled or (B, P, C_app).
+            f_u (Tensor): Unmasked-branch features, same shape; detached here.
+            mask (Tensor, optional): (B, P) bool, the tokens hidden from the mask encoder.
+                Required per token (the loss is averaged over them); ignored when pooled.
 
         Returns:
             dict[str, Tensor]: ``loss_app``, the batch mean of ``1 - cos``.
         """
-        return dict(loss_app=self.loss_weight * cosine_distance(f_m, f_u.detach()).mean())
+        f_u = f_u.detach()
+        if self.pool == 'space':
+            return dict(loss_app=self.loss_weight * cosine_distance(f_m, f_u).mean())
+        if mask is None or mask.shape != f_m.shape[:2]:
+            raise ValueError('the per-token appearance loss needs the (B, P) mask of the pass, '
+                             f'got {None if mask is None else tuple(mask.shape)} for f_m '
+                             f'{tuple(f_m.shape)}')
+        distance = token_cosine_distance(f_m, f_u)  # (B, P)
+        weights = mask.to(distance.dtype)
+        per_window = (distance * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.)
+        return dict(loss_app=self.loss_weight * per_window.mean())
 
-    @staticmethod
-    def appearance_score(f_u: Tensor, f_m1: Tensor, f_m2: Tensor) -> Tensor:
+    def appearance_score(self, f_u: Tensor, f_m1: Tensor, f_m2: Tensor,
+                         mask1: Optional[Tensor] = None,
+                         mask2: Optional[Tensor] = None) -> Tensor:
         """Appearance anomaly score, eq. 14.
 
         Args:
-            f_u (Tensor): Unmasked-branch features, shape (B, t, C_app).
-            f_m1 (Tensor): Mask-encoder features under a mask, shape (B, t, C_app).
+            f_u (Tensor): Unmasked-branch features, (B, t, C_app) pooled or (B, P, C_app).
+            f_m1 (Tensor): Mask-encoder features under a mask, same shape.
             f_m2 (Tensor): Mask-encoder features under the complementary mask.
+            mask1 (Tensor, optional): (B, P) bool, the first pass's mask (per token only).
+            mask2 (Tensor, optional): (B, P) bool, the second pass's mask; every token must be
+                masked in exactly one of the two passes.
 
         Returns:
             Tensor: S_app of shape (B, ).
         """
-        return 0.5 * cosine_distance(f_u, f_m1) + 0.5 * cosine_distance(f_u, f_m2)
+        if self.pool == 'space':
+            return 0.5 * cosine_distance(f_u, f_m1) + 0.5 * cosine_distance(f_u, f_m2)
+        if mask1 is None or mask2 is None:
+            raise ValueError('the per-token appearance score needs the masks of both passes')
+        if not bool((mask1 ^ mask2).all()):
+            raise ValueError('the two masks of eq. 14 must be complementary: every token '
+                             'masked in exactly one pass')
+        # each token's distance from the pass in which it was masked
+        distance = torch.where(mask1, token_cosine_distance(f_u, f_m1),
+                               token_cosine_distance(f_u, f_m2))  # (B, P)
+        return reduce_tokens(distance, self.score_reduction, self.score_top_k)

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from mgenet_mm.models.heads.projection_head import ProjectionHead, cosine_distance
+from mgenet_mm.models.heads.projection_head import (ProjectionHead, cosine_distance,
+                                                   reduce_tokens, token_cosine_distance)
 from mmaction.registry import MODELS
 
 
@@ -69,13 +70,64 @@ def test_eq14_averages_the_two_masked_passes():
     f_u = torch.tensor([[[1., 0.]], [[1., 1.]]])
     f_m1 = torch.tensor([[[1., 0.]], [[1., 0.]]])  # sims: 0 and 1 - 1/sqrt(2)
     f_m2 = torch.tensor([[[0., 1.]], [[-1., -1.]]])  # sims: 1 and 2
-    score = ProjectionHead.appearance_score(f_u, f_m1, f_m2)
+    score = ProjectionHead().appearance_score(f_u, f_m1, f_m2)
     expected = torch.tensor([0.5 * 0. + 0.5 * 1., 0.5 * (1. - 1. / math.sqrt(2.)) + 0.5 * 2.])
     torch.testing.assert_close(score, expected)
     # symmetric in the two masks
-    torch.testing.assert_close(ProjectionHead.appearance_score(f_u, f_m2, f_m1), score)
+    torch.testing.assert_close(ProjectionHead().appearance_score(f_u, f_m2, f_m1), score)
 
 
 def test_cosine_distance_checks_shapes():
     with pytest.raises(ValueError):
         cosine_distance(torch.zeros(1, 2, 3), torch.zeros(1, 3, 2))
+
+
+# ----------------------------------------------------------------------------- per token
+def test_per_token_projection_keeps_every_token():
+    head = ProjectionHead(in_channels=3, out_channels=2, token_grid=(2, 1, 2), pool='none')
+    tokens = torch.randn(4, 4, 3)
+    out = head(tokens)
+    assert out.shape == (4, 4, 2)
+    torch.testing.assert_close(out, head.mlp(tokens))  # no pooling: token p -> mlp(token p)
+
+
+def test_per_token_eq6_averages_the_masked_tokens_only():
+    head = ProjectionHead(pool='none', loss_weight=0.5)
+    f_u = torch.tensor([[[1., 0.], [1., 0.], [0., 1.]]])
+    f_m = torch.tensor([[[1., 0.], [0., 1.], [0., -1.]]])  # token distances 0, 1, 2
+    mask = torch.tensor([[False, True, True]])
+    loss = head.loss(f_m, f_u, mask)['loss_app']
+    torch.testing.assert_close(loss, torch.tensor(0.5 * (1. + 2.) / 2))
+    # the visible token (distance 0) is not part of it: masking it too changes the mean
+    all_masked = head.loss(f_m, f_u, torch.ones(1, 3, dtype=torch.bool))['loss_app']
+    torch.testing.assert_close(all_masked, torch.tensor(0.5 * 3. / 3))
+    with pytest.raises(ValueError, match='mask'):
+        head.loss(f_m, f_u)
+
+
+def test_per_token_eq14_scores_each_token_in_the_pass_where_it_is_masked():
+    f_u = torch.tensor([[[1., 0.], [1., 0.], [1., 0.], [1., 0.]]])
+    # pass 1 masks tokens 0, 1; pass 2 masks tokens 2, 3
+    mask1 = torch.tensor([[True, True, False, False]])
+    f_m1 = torch.tensor([[[0., 1.], [-1., 0.], [-1., 0.], [-1., 0.]]])  # dists 1, 2 | 2, 2
+    f_m2 = torch.tensor([[[-1., 0.], [-1., 0.], [1., 0.], [0., 1.]]])  # dists 2, 2 | 0, 1
+    mean = ProjectionHead(pool='none').appearance_score(f_u, f_m1, f_m2, mask1, ~mask1)
+    torch.testing.assert_close(mean, torch.tensor([(1. + 2. + 0. + 1.) / 4]))
+    top2 = ProjectionHead(pool='none', score_reduction='topk', score_top_k=2)
+    torch.testing.assert_close(top2.appearance_score(f_u, f_m1, f_m2, mask1, ~mask1),
+                               torch.tensor([(2. + 1.) / 2]))
+    with pytest.raises(ValueError, match='complementary'):
+        ProjectionHead(pool='none').appearance_score(f_u, f_m1, f_m2, mask1, mask1)
+
+
+def test_reduce_tokens_and_bad_options():
+    distance = torch.tensor([[3., 1., 2.], [0., 0., 6.]])
+    torch.testing.assert_close(reduce_tokens(distance), torch.tensor([2., 2.]))
+    torch.testing.assert_close(reduce_tokens(distance, 'topk', 2), torch.tensor([2.5, 3.]))
+    torch.testing.assert_close(reduce_tokens(distance, 'topk', 9), torch.tensor([2., 2.]))
+    with pytest.raises(ValueError):
+        ProjectionHead(pool='tokens')
+    with pytest.raises(ValueError):
+        ProjectionHead(score_reduction='max')
+    with pytest.raises(ValueError):
+        token_cosine_distance(torch.zeros(1, 2, 3), torch.zeros(1, 3, 2))
