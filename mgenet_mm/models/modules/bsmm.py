@@ -2,6 +2,7 @@
 from typing import List, Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmaction.registry import MODELS
 from torch import Tensor
@@ -56,6 +57,15 @@ class BSMM(BaseModule):
         margin (float): Margin epsilon of the separateness loss. Defaults to 1.
         temperature (float): Divisor of the cosines in eq. 9-10; 1 follows the paper.
             Defaults to 1.
+        center_weights (bool): Subtract the uniform weight 1/N from every row of W_b and W_s
+            in eq. 8, so that the cosines of eq. 9-11 compare where the weights depart from
+            uniform rather than their large common (near uniform) part. Not in the paper;
+            defaults to False.
+        balance_parts (bool): Scale the behaviour and the scene part of W^r to unit norm each
+            in eq. 8. Flattened, W_b has P rows against W_s's one, so the scene part weighs
+            about 1/P in the cosine that assigns a window to an item (eq. 9): items then gather
+            behaviours regardless of the scene. Not in the paper; defaults to False. Eq. 10
+            normalises each part anyway, so the read is unchanged by it.
         init_cfg (dict or list[dict], optional): Initialization config. Defaults to None.
     """
 
@@ -66,8 +76,12 @@ class BSMM(BaseModule):
                  top_k: int = 4,
                  margin: float = 1.,
                  temperature: float = 1.,
+                 center_weights: bool = False,
+                 balance_parts: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.center_weights = center_weights
+        self.balance_parts = balance_parts
         if not 1 <= top_k <= num_items:
             raise ValueError(f'top_k must be in [1, num_items={num_items}], got {top_k}')
         self.behaviour_len = behaviour_len
@@ -96,7 +110,8 @@ class BSMM(BaseModule):
         self.num_written.zero_()
 
     def query(self, w_b: Tensor, w_s: Tensor) -> Tensor:
-        """Concatenate the flattened addressing weights, eq. 8.
+        """Concatenate the flattened addressing weights, eq. 8 (with the optional centring and
+        balancing of the parts, see the class arguments).
 
         Args:
             w_b (Tensor): Behaviour-memory weights W_b of shape (B, P, N_b).
@@ -105,6 +120,9 @@ class BSMM(BaseModule):
         Returns:
             Tensor: W^r of shape (B, L_b + L_s).
         """
+        if self.center_weights:
+            w_b = w_b - 1. / w_b.shape[-1]
+            w_s = w_s - 1. / w_s.shape[-1]
         # (B, P, N_b) -> (B, P*N_b) and (B, 1, N_s) -> (B, N_s), row-major
         flat_b, flat_s = w_b.flatten(1), w_s.flatten(1)
         if flat_b.shape[1] != self.behaviour_len or flat_s.shape[1] != self.scene_len:
@@ -112,6 +130,9 @@ class BSMM(BaseModule):
                 f'W_b {tuple(w_b.shape)} and W_s {tuple(w_s.shape)} flatten to '
                 f'{flat_b.shape[1]} + {flat_s.shape[1]} channels; this BSMM was built for '
                 f'behaviour_len={self.behaviour_len}, scene_len={self.scene_len}')
+        if self.balance_parts:
+            flat_b = F.normalize(flat_b, dim=1)
+            flat_s = F.normalize(flat_s, dim=1)
         return torch.cat([flat_b, flat_s], dim=1)
 
     @torch.no_grad()

@@ -171,6 +171,13 @@ class MemoryBank(BaseModule):
         init_seed (int, optional): Seed of the initial items. Defaults to None.
         sync_updates (bool): In a distributed run, sum the update over all ranks (above).
             Defaults to True.
+        center_queries (bool): Subtract the mean of the training queries before every cosine
+            (address, read, update, separateness loss). The mean is accumulated by ``update``
+            (the training queries; summed over ranks when synced) in the buffers
+            ``query_sum`` / ``query_count``, saved with the checkpoint. Why: features of a
+            frozen ReLU encoder share a large common component (the demo's scene features of
+            different scenes have cosine 0.99), which leaves every cosine near 1. Not in the
+            paper; defaults to False.
         init_cfg (dict or list[dict], optional): Initialization config. Defaults to None.
     """
 
@@ -181,8 +188,13 @@ class MemoryBank(BaseModule):
                  temperature: float = 1.,
                  init_seed: Optional[int] = None,
                  sync_updates: bool = True,
+                 center_queries: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        self.center_queries = center_queries
+        if center_queries:
+            self.register_buffer('query_sum', torch.zeros(dim, dtype=torch.float64))
+            self.register_buffer('query_count', torch.zeros((), dtype=torch.float64))
         self.num_items = num_items
         self.dim = dim
         self.margin = margin
@@ -194,6 +206,18 @@ class MemoryBank(BaseModule):
         if query.ndim != 3 or query.shape[-1] != self.dim:
             raise ValueError(f'query must be (B, Q, {self.dim}), got {tuple(query.shape)}')
 
+    @property
+    def query_mean(self) -> Optional[Tensor]:
+        """(C,) mean of the training queries seen so far (None without ``center_queries`` or
+        before any update)."""
+        if not self.center_queries or float(self.query_count) == 0:
+            return None
+        return (self.query_sum / self.query_count).to(self.items.dtype)
+
+    def _centred(self, query: Tensor) -> Tensor:
+        mean = self.query_mean
+        return query if mean is None else query - mean
+
     def address(self, query: Tensor) -> Tensor:
         """Addressing weights, eq. 7.
 
@@ -204,7 +228,7 @@ class MemoryBank(BaseModule):
             Tensor: W of shape (B, Q, N), each row a softmax over the items.
         """
         self._check_query(query)
-        return cosine_addressing(query, self.items, self.temperature)
+        return cosine_addressing(self._centred(query), self.items, self.temperature)
 
     def read(self, query: Tensor) -> Tuple[Tensor, Tensor]:
         """Read the memory.
@@ -234,10 +258,22 @@ class MemoryBank(BaseModule):
             Tensor: How many queries each item took, shape (N, ) (over all ranks when synced).
         """
         self._check_query(query)
+        synced = self.sync_updates and _world_size() > 1
+        if self.center_queries:
+            # (B, Q, C) -> (C,) and the number of queries, before this batch is centred
+            batch_sum = query.reshape(-1, self.dim).sum(dim=0).to(torch.float64)
+            batch_count = query.new_tensor(query.shape[0] * query.shape[1],
+                                           dtype=torch.float64)
+            if synced:
+                dist.all_reduce(batch_sum)
+                dist.all_reduce(batch_count)
+            self.query_sum += batch_sum
+            self.query_count += batch_count
         # (B, Q, C) -> (B*Q, C)
-        increment, counts = item_increments(self.items, query.reshape(-1, self.dim),
+        increment, counts = item_increments(self.items,
+                                            self._centred(query).reshape(-1, self.dim),
                                             self.temperature)
-        if self.sync_updates and _world_size() > 1:
+        if synced:
             dist.all_reduce(increment)  # sum over ranks: the global batch's increments
             dist.all_reduce(counts)
         self.items.copy_(F.normalize(self.items + increment, dim=1))
@@ -253,4 +289,4 @@ class MemoryBank(BaseModule):
             Tensor: Scalar, summed over the Q queries and averaged over B.
         """
         self._check_query(query)
-        return separateness_loss(query, self.items, self.margin)
+        return separateness_loss(self._centred(query), self.items, self.margin)

@@ -165,3 +165,28 @@ def test_written_pairs_match_better_than_unseen_pairs():
     seen = bsmm.score(behaviours[:, None], scenes[:, None])
     swapped = bsmm.score(behaviours[:, None], scenes.flip(0)[:, None])
     assert (swapped > seen).all()
+
+
+def test_eq8_centred_weights_subtract_the_uniform_weight():
+    bsmm = BSMM(behaviour_len=2 * 2, scene_len=2, center_weights=True)
+    w_b = torch.tensor([[[0.9, 0.1], [0.5, 0.5]]])
+    w_s = torch.tensor([[[0.25, 0.75]]])
+    torch.testing.assert_close(bsmm.query(w_b, w_s),
+                               torch.tensor([[0.4, -0.4, 0., 0., -0.25, 0.25]]))
+
+
+def test_eq8_balanced_parts_have_unit_norm_each():
+    bsmm = BSMM(behaviour_len=2 * 2, scene_len=2, balance_parts=True)
+    w_b = torch.tensor([[[1., 0.], [1., 0.]]])  # norm sqrt(2)
+    w_s = torch.tensor([[[0., 1.]]])
+    s = 1 / math.sqrt(2.)
+    torch.testing.assert_close(bsmm.query(w_b, w_s), torch.tensor([[s, 0., s, 0., 0., 1.]]))
+    # the matching read (eq. 10) normalises each part itself: the same with or without it
+    plain = BSMM(behaviour_len=4, scene_len=2, num_items=2, top_k=1)
+    balanced = BSMM(behaviour_len=4, scene_len=2, num_items=2, top_k=1, balance_parts=True)
+    items = torch.tensor([[1., 0., 1., 0., 1., 0.], [0., 1., 1., 0., 0., 1.]])
+    plain.items.copy_(items)
+    balanced.items.copy_(items)
+    for one, other in zip(plain.matching_weights(w_b, w_s),
+                          balanced.matching_weights(w_b, w_s)):
+        torch.testing.assert_close(one, other)

@@ -147,3 +147,35 @@ def test_update_is_local_without_a_process_group():
     expected, _ = updated_items(memory.items.clone(), torch.ones(2, 3))
     memory.update(torch.ones(1, 2, 3))
     torch.testing.assert_close(memory.items, expected, rtol=0, atol=0)
+
+
+def test_centred_queries_subtract_the_mean_of_the_training_queries():
+    memory = MemoryBank(num_items=2, dim=2, center_queries=True)
+    memory.items.copy_(torch.eye(2))
+    plain = axis_memory()
+    query = torch.tensor([[[3., 1.], [1., 3.]]])  # mean (2, 2)
+    # before any update there is no mean yet: the plain eq. 7
+    torch.testing.assert_close(memory.address(query), plain.address(query))
+    memory.update(query)
+    torch.testing.assert_close(memory.query_mean, torch.tensor([2., 2.]))
+    assert float(memory.query_count) == 2
+    # centred queries (1, -1) and (-1, 1) address the items as the plain memory does them
+    centred = query - torch.tensor([2., 2.])
+    plain.items.copy_(memory.items)  # the update moved the items
+    torch.testing.assert_close(memory.address(query), plain.address(centred))
+    # the mean is cumulative over updates
+    memory.update(torch.tensor([[[8., 2.]]]))
+    torch.testing.assert_close(memory.query_mean, torch.tensor([4., 2.]))
+    # saved with the checkpoint; the paper-literal memory has no such buffers
+    assert {'query_sum', 'query_count'} <= set(memory.state_dict())
+    assert set(plain.state_dict()) == {'items'}
+
+
+def test_centred_update_moves_items_toward_the_centred_queries():
+    memory = MemoryBank(num_items=2, dim=2, center_queries=True)
+    memory.items.copy_(torch.eye(2))
+    # both queries lie near (1, 1) (cos ~ 1 with both items uncentred); centred they are
+    # (+0.1, -0.1) and (-0.1, +0.1): each pulls its own item only
+    memory.update(torch.tensor([[[1.1, 0.9], [0.9, 1.1]]]))
+    items = memory.items
+    assert items[0, 0] > 0.99 and items[0, 1] < 0 and items[1, 1] > 0.99 and items[1, 0] < 0
