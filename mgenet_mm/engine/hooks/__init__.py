@@ -1,5 +1,7 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook, AtomicLocalBackend
 from .bsmm_write_hook import BSMMWriteHook
 from .random_state_hook import RandomStateHook
+from .score_calibration_hook import ScoreCalibrationHook
 
-__all__ = ['AtomicCheckpointHook', 'AtomicLocalBackend', 'BSMMWriteHook', 'RandomStateHook']
+__all__ = ['AtomicCheckpointHook', 'AtomicLocalBackend', 'BSMMWriteHook', 'RandomStateHook',
+           'ScoreCalibrationHook']

@@ -5,10 +5,12 @@ maths lives in the backbones, heads and memory modules.
 """
 from __future__ import annotations
 
+import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.dist import get_dist_info
+from mmengine.logging import print_log
 from torch import Tensor
 
 from mmaction.models import BaseRecognizer
@@ -21,6 +23,9 @@ from ..utils.freezing import FrozenModuleMixin, freeze_module
 from .stgnf_recognizer import pose_inputs
 
 LEVELS = ('motion', 'appearance')
+#: What H_u projects into the level-2 target f_u: the behaviour-memory read-out f_b (paper),
+#: the RGB encoder's tokens e_b, or both concatenated along channels (MNAD's [e_b, read-out]).
+APPEARANCE_TEACHERS = ('readout', 'embedding', 'concat')
 
 
 @MODELS.register_module()
@@ -54,7 +59,8 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
     ``predict`` attaches ``anomaly_scores = dict(mo=S_mo, app=S_app, mm=S_mm)`` (eq. 13-15) to
     each data sample (``mm`` only once the BSMM is written); :class:`VADAUCMetric` min-max
     normalises them over the evaluated set and mixes them with lambda_app = lambda_mm = 0.1
-    (eq. 16).
+    (eq. 16). With ``score_calibration`` they are standardised on the scale of the normal
+    training windows instead (calibrated fusion, see :class:`ScoreCalibration`).
 
     Args:
         guidance (dict): The pretrained, frozen :class:`STGNF` (load it with ``init_cfg``).
@@ -62,7 +68,8 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
         motion_head (dict): H_B, an :class:`LSTAHead` (``use_lsta=False`` for the ablation).
         mask_encoder (dict, optional): The mask encoder (a :class:`SpaceTimeViT` with
             ``use_mask_token=True``); None disables level 2 (the "no L_app" ablation).
-        appearance_head (dict, optional): H_u, a :class:`ProjectionHead` applied to f_b.
+        appearance_head (dict, optional): H_u, a :class:`ProjectionHead` applied to the
+            level-2 teacher (see ``appearance_teacher``).
         mask_head (dict, optional): The mask encoder's :class:`ProjectionHead`; owns L_app.
         behaviour_memory (dict): :class:`MemoryBank` of N_b items of width C_b.
         scene_memory (dict, optional): :class:`MemoryBank` of N_s items of width C_s.
@@ -71,7 +78,16 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
         mask_generator (dict, optional): :class:`BlockMaskGenerator` over the (h, w) grid.
         cube_embed (dict, optional): Frozen cube embedding F_B for ``imgs`` inputs.
         scene_encoder (dict, optional): Frozen scene encoder F_S for ``scene`` inputs.
+        score_calibration (dict, optional): A :class:`ScoreCalibration`: once fitted on the
+            normal training windows (:class:`~mgenet_mm.engine.hooks.ScoreCalibrationHook`),
+            ``predict`` attaches the components standardised with its stored statistics, to be
+            summed by a metric with ``normalize=False``. None (the paper-literal setting): raw
+            components, min-max normalised by the metric.
         sep_loss_weight (float): beta of eq. 12.
+        appearance_teacher (str): What H_u projects into f_u: ``'readout'`` (f_b, the paper),
+            ``'embedding'`` (e_b) or ``'concat'`` ([e_b, f_b], H_u then takes 2 C_b channels).
+            The read-out is a normal prototype of each token; as the teacher it hides the very
+            appearance the student should fail to predict. Defaults to ``'readout'``.
         train_cfg (dict, optional): ``levels`` (default both), ``update_memories`` (True).
         test_cfg (dict, optional): ``motion_score`` (``'diff'`` = eq. 13, or a Table 3
             variant), ``mask_seed`` (seed of the complementary test mask pair shared by all windows,
@@ -94,7 +110,9 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
                  mask_generator: Optional[dict] = None,
                  cube_embed: Optional[dict] = None,
                  scene_encoder: Optional[dict] = None,
+                 score_calibration: Optional[dict] = None,
                  sep_loss_weight: float = 0.001,
+                 appearance_teacher: str = 'readout',
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -115,6 +133,10 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
             raise ValueError('level 2 needs mask_encoder, appearance_head, mask_head and '
                              'mask_generator together (or none of them)')
         self.with_appearance = mask_encoder is not None
+        if appearance_teacher not in APPEARANCE_TEACHERS:
+            raise ValueError(f'appearance_teacher must be one of {APPEARANCE_TEACHERS}, got '
+                             f'{appearance_teacher!r}')
+        self.appearance_teacher = appearance_teacher
         if self.with_appearance:
             self.mask_encoder = MODELS.build(mask_encoder)
             self.appearance_head = MODELS.build(appearance_head)
@@ -136,6 +158,8 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
         else:
             self.bsmm = None
         self.sep_loss_weight = sep_loss_weight
+        self.score_calibration = MODELS.build(score_calibration) if score_calibration else None
+        self._warned_uncalibrated = False
 
         train_cfg = dict(train_cfg or {})
         self.levels = tuple(train_cfg.get('levels', LEVELS))
@@ -193,7 +217,23 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
         return self.backbone(self._tokens(inputs)), dict()
 
     def _masked_features(self, tokens: Tensor, mask: Tensor) -> Tensor:
-        return self.mask_head(self.mask_encoder(tokens, mask), self.token_grid)  # (B, t, C_app)
+        # (B, t, C_app) pooled, or (B, P, C_app) per token
+        return self.mask_head(self.mask_encoder(tokens, mask), self.token_grid)
+
+    def appearance_target(self, e_b: Tensor) -> Tuple[Tensor, Tensor]:
+        """The level-2 teacher f_u = H_u(teacher) and the behaviour weights W_b (B, P, N_b).
+
+        Args:
+            e_b (Tensor): The RGB encoder's tokens (B, P, C_b).
+
+        Returns:
+            tuple[Tensor, Tensor]: f_u, (B, t, C_app) pooled or (B, P, C_app), and W_b.
+        """
+        f_b, w_b = self.behaviour_memory.read(e_b)  # (B, P, C_b), (B, P, N_b)
+        teacher = dict(readout=f_b, embedding=e_b).get(self.appearance_teacher)
+        if teacher is None:  # 'concat'
+            teacher = torch.cat([e_b, f_b], dim=-1)  # (B, P, 2 C_b)
+        return self.appearance_head(teacher, self.token_grid), w_b
 
     # ------------------------------------------------------------------ training
     def loss(self, inputs: Dict[str, Tensor], data_samples: SampleList,
@@ -211,14 +251,13 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
             losses['loss_sep_b'] = self.sep_loss_weight * \
                 self.behaviour_memory.separateness_loss(e_b)
         if 'appearance' in self.levels:
-            f_b, _ = self.behaviour_memory.read(e_b)  # (B, P, C_b)
-            f_u = self.appearance_head(f_b, self.token_grid)  # (B, t, C_app)
+            f_u, _ = self.appearance_target(e_b)
             # This rank's share of masks drawn for the whole global batch: see
             # global_batch_share (distributed runs follow the single-process run).
             rank, world_size = get_dist_info()
             masks = global_batch_share(self.mask_generator, tokens.shape[0], rank, world_size)
             mask = tube_mask(masks.to(tokens.device), self.token_grid[0])  # (B, P)
-            losses.update(self.mask_head.loss(self._masked_features(tokens, mask), f_u))
+            losses.update(self.mask_head.loss(self._masked_features(tokens, mask), f_u, mask))
         if scene is not None:
             query = scene[:, None]  # (B, C_s) -> (B, 1, C_s): one query per window
             # e_s is frozen: this term is logged for eq. 12 but moves no parameter.
@@ -256,6 +295,20 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
         return self.bsmm.write(*self.bsmm_weights(inputs))
 
     # ------------------------------------------------------------------ scoring
+    def test_mask_pair(self, batch_size: int, device: torch.device) -> Tuple[Tensor, Tensor]:
+        """The complementary test masks of eq. 14, each (B, t*h*w) bool.
+
+        One mask pair, drawn from ``test_cfg.mask_seed`` and shared by every window: a window's
+        S_app must not depend on its batch or its place in it (streaming scores one window at a
+        time, the test loop many; distributed ranks split batches differently).
+        """
+        generator = torch.Generator().manual_seed(self.mask_seed)
+        mask, complement = complementary_masks(self.mask_generator, 1, self.token_grid[0],
+                                               generator=generator)  # (1, t*h*w) each
+        # (1, t*h*w) -> (B, t*h*w)
+        return (mask.expand(batch_size, -1).to(device),
+                complement.expand(batch_size, -1).to(device))
+
     @torch.no_grad()
     def anomaly_components(self, inputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """S_mo, S_app, S_mm (eq. 13-15) per window, each (B,), for the enabled branches."""
@@ -266,19 +319,11 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
         components = dict(mo=self.motion_head.score(f_rgb, f_sk, self.motion_score))
         w_b = None
         if self.with_appearance:
-            f_b, w_b = self.behaviour_memory.read(e_b)
-            f_u = self.appearance_head(f_b, self.token_grid)
-            # One mask pair, drawn from the seed and shared by every window: a window's S_app
-            # must not depend on its batch or its place in it (streaming scores one window at
-            # a time, the test loop many; distributed ranks split batches differently).
-            generator = torch.Generator().manual_seed(self.mask_seed)
-            mask, complement = complementary_masks(self.mask_generator, 1, self.token_grid[0],
-                                                   generator=generator)  # (1, t*h*w) each
-            mask = mask.expand(tokens.shape[0], -1)  # (B, t*h*w)
-            complement = complement.expand(tokens.shape[0], -1)
+            f_u, w_b = self.appearance_target(e_b)
+            mask, complement = self.test_mask_pair(tokens.shape[0], tokens.device)
             components['app'] = self.mask_head.appearance_score(
-                f_u, self._masked_features(tokens, mask.to(tokens.device)),
-                self._masked_features(tokens, complement.to(tokens.device)))
+                f_u, self._masked_features(tokens, mask),
+                self._masked_features(tokens, complement), mask, complement)
         # Before the write pass (e.g. validation during training) the BSMM holds nothing to match
         # against: S_mm is left out, and the metric says so.
         if self.bsmm is not None and self.bsmm.is_written:
@@ -288,9 +333,25 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
             components['mm'] = self.bsmm.score(w_b, w_s)
         return components
 
+    def scored_components(self, inputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """The components ``predict`` attaches: :meth:`anomaly_components`, standardised by the
+        fitted ``score_calibration`` when there is one."""
+        components = self.anomaly_components(inputs)
+        if self.score_calibration is None:
+            return components
+        if not self.score_calibration.is_fitted:
+            if not self._warned_uncalibrated:
+                # e.g. validation during training, before the calibration pass
+                print_log('MGENet: score_calibration is configured but not fitted yet; '
+                          'the raw components are attached', logger='current',
+                          level=logging.WARNING)
+                self._warned_uncalibrated = True
+            return components
+        return self.score_calibration(components)
+
     def predict(self, inputs: Dict[str, Tensor], data_samples: SampleList,
                 **kwargs) -> SampleList:
-        components = self.anomaly_components(inputs)
+        components = self.scored_components(inputs)
         for index, sample in enumerate(data_samples):
             sample.anomaly_scores = {name: value[index].cpu()
                                      for name, value in components.items()}

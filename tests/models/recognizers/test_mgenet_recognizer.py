@@ -174,3 +174,94 @@ def test_total_loss_is_eq12() -> None:
         torch.testing.assert_close(weighted[key], 0.001 * plain[key])
     total, log_vars = _build().parse_losses(weighted)
     torch.testing.assert_close(total, sum(weighted.values()))
+
+
+# ----------------------------------------------------------------------------- level-2 options
+def _token_level(**overrides) -> dict:
+    heads = dict(appearance_head=dict(TINY['appearance_head'], pool='none'),
+                 mask_head=dict(TINY['mask_head'], pool='none'))
+    heads.update(overrides)
+    return heads
+
+
+@pytest.mark.parametrize('teacher', ['readout', 'embedding', 'concat'])
+def test_appearance_teacher_is_what_h_u_projects(teacher) -> None:
+    width = 2 * C_B if teacher == 'concat' else C_B
+    model = _build(appearance_teacher=teacher,
+                   appearance_head=dict(TINY['appearance_head'], in_channels=width)).eval()
+    data = model.data_preprocessor(_batch(), False)
+    with torch.no_grad():
+        e_b = model.backbone(data['inputs']['tokens'])
+        f_b, w_b = model.behaviour_memory.read(e_b)
+        f_u, weights = model.appearance_target(e_b)
+    source = dict(readout=f_b, embedding=e_b, concat=torch.cat([e_b, f_b], dim=-1))[teacher]
+    torch.testing.assert_close(f_u, model.appearance_head(source, GRID))
+    torch.testing.assert_close(weights, w_b)
+    with pytest.raises(ValueError, match='appearance_teacher'):
+        _build(appearance_teacher='pixels')
+
+
+def test_token_level_s_app_covers_every_token_once_in_its_masked_pass() -> None:
+    model = _build(**_token_level()).eval()
+    data = model.data_preprocessor(_batch(), False)
+    inputs = data['inputs']
+    with torch.no_grad():
+        score = model.anomaly_components(inputs)['app']
+        tokens = inputs['tokens']
+        f_u, _ = model.appearance_target(model.backbone(tokens))
+        mask, complement = model.test_mask_pair(tokens.shape[0], tokens.device)
+        assert bool((mask ^ complement).all())  # every token masked in exactly one pass
+        distances = []
+        for pattern in (mask, complement):
+            f_m = model._masked_features(tokens, pattern)  # (B, P, C_app)
+            distances.append(1 - torch.nn.functional.cosine_similarity(f_u, f_m, dim=2))
+    per_token = torch.where(mask, distances[0], distances[1])  # (B, P)
+    torch.testing.assert_close(score, per_token.mean(dim=1))
+    assert score.shape == (3, ) and f_u.shape == (3, 4 * 4 * 4, 8)
+
+
+def test_token_level_l_app_reaches_the_mask_side_only() -> None:
+    model = _build(**_token_level(), appearance_teacher='embedding')
+    losses = _losses(model)
+    assert all(g is None or not g.any() for g in _grads(losses['loss_app'], model.backbone))
+    assert any(g is not None and g.any() for g in _grads(losses['loss_app'], model.mask_encoder))
+
+
+# ----------------------------------------------------------------------------- calibrated fusion
+def test_calibrated_predict_standardises_with_the_stored_statistics(tmp_path) -> None:
+    from mgenet_mm.engine.hooks import ScoreCalibrationHook
+    model = _build(score_calibration=dict(type='ScoreCalibration')).eval()
+    data = model.data_preprocessor(_batch(), False)
+    raw = model(data['inputs'], data['data_samples'], mode='predict')
+    # not fitted yet: the raw components (with a warning)
+    assert float(raw[0].anomaly_scores['mo']) == float(
+        model.anomaly_components(data['inputs'])['mo'][0])
+    train = [_batch(4, seed=s) for s in range(3)]
+    BSMMWriteHook(log_interval=1).write(model, train)
+    fitted = ScoreCalibrationHook(log_interval=1).fit(model, train)
+    assert set(fitted) == {'mo', 'app', 'mm'}
+    assert int(model.score_calibration.num_windows) == 12
+    # the statistics are those of the training windows' raw components
+    normal = {}
+    for batch in train:
+        inputs = model.data_preprocessor(batch, False)['inputs']
+        for name, values in model.anomaly_components(inputs).items():
+            normal.setdefault(name, []).append(values)
+    for name, parts in normal.items():
+        values = torch.cat(parts).double()
+        center = values.median() if values.numel() % 2 else values.quantile(0.5)
+        assert fitted[name][0] == pytest.approx(float(center))
+        iqr = values.quantile(0.75) - values.quantile(0.25)
+        assert fitted[name][1] == pytest.approx(float(iqr))
+    outputs = model(data['inputs'], data['data_samples'], mode='predict')
+    components = model.anomaly_components(data['inputs'])
+    for name in ('mo', 'app', 'mm'):
+        expected = (components[name][0].double() - fitted[name][0]) / fitted[name][1]
+        assert float(outputs[0].anomaly_scores[name]) == pytest.approx(float(expected),
+                                                                       rel=1e-5)
+    # the statistics are part of the checkpoint: a fresh model restored from it scores alike
+    torch.save(model.state_dict(), tmp_path / 'model.pth')
+    restored = _build(score_calibration=dict(type='ScoreCalibration')).eval()
+    restored.load_state_dict(torch.load(tmp_path / 'model.pth'))
+    again = restored(data['inputs'], data['data_samples'], mode='predict')
+    assert float(again[0].anomaly_scores['mm']) == float(outputs[0].anomaly_scores['mm'])
