@@ -40,6 +40,7 @@ from torch import Tensor
 from mmaction.registry import DATASETS, MODELS, TRANSFORMS
 from mgenet_mm.apis.inference import InferenceError, init_model
 from mgenet_mm.datasets.feature_cache import FeatureCacheError
+from mgenet_mm.engine import merge_cfg_options
 from mgenet_mm.fileio import atomic_write_bytes
 from mgenet_mm.models.recognizers import MGENetRecognizer
 from mgenet_mm.models.utils.addressing_stats import (addressing_stats, mean_paired_cosine,
@@ -117,7 +118,7 @@ def load_model(config: str, checkpoint: str, device: str,
         raise FileNotFoundError(f'config not found: {config}')
     cfg = Config.fromfile(config)
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        cfg = merge_cfg_options(cfg, cfg_options)
     check_config(cfg, config)
     try:
         return init_model(cfg, checkpoint, device=device)

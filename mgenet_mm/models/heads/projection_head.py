@@ -105,6 +105,13 @@ class ProjectionHead(BaseModule):
         score_reduction (str): Per-token scores to one per window: ``'mean'`` or ``'topk'``
             (``pool='none'`` only). Defaults to ``'mean'``.
         score_top_k (int): Tokens averaged by ``'topk'``. Defaults to 8.
+        center_momentum (float, optional): Centre the teacher: keep an exponential moving
+            average ``c`` of f_u (over windows and tokens or steps, updated by every training
+            ``loss`` call as ``c <- m c + (1 - m) mean(f_u)``; buffer ``target_center``, saved
+            with the checkpoint) and compare ``f_m - c`` with ``f_u - c`` in eq. 6 and 14. Why:
+            f_u of different windows share a large common direction (cosine 0.98 between windows
+            on the demo), so ``1 - cos`` is small and flat for every window and its noise hides
+            the few tokens an object changes. None (the paper) disables it. Defaults to None.
         init_cfg (dict or list[dict], optional): Initialization config. Defaults to truncated
             normal (std 0.02) linear layers.
     """
@@ -119,6 +126,7 @@ class ProjectionHead(BaseModule):
                  pool: str = 'space',
                  score_reduction: str = 'mean',
                  score_top_k: int = 8,
+                 center_momentum: Optional[float] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = dict(
                      type='TruncNormal', layer='Linear', std=0.02, bias=0.)) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -131,6 +139,12 @@ class ProjectionHead(BaseModule):
         if score_top_k < 1:
             raise ValueError(f'score_top_k must be >= 1, got {score_top_k}')
         self.pool = pool
+        if center_momentum is not None:
+            if not 0. <= center_momentum < 1.:
+                raise ValueError(f'center_momentum must be in [0, 1), got {center_momentum}')
+            self.register_buffer('target_center', torch.zeros(out_channels))
+            self.register_buffer('center_updates', torch.zeros((), dtype=torch.long))
+        self.center_momentum = center_momentum
         self.score_reduction = score_reduction
         self.score_top_k = int(score_top_k)
         self.in_channels = in_channels
@@ -168,6 +182,17 @@ class ProjectionHead(BaseModule):
         pooled = tokens.reshape(batch_size, grid_t, grid_h * grid_w, channels).mean(dim=2)
         return self.mlp(pooled)
 
+    @torch.no_grad()
+    def _update_center(self, f_u: Tensor) -> None:
+        # (B, t or P, C_app) -> (C_app,); the first update takes the batch mean as it is
+        batch_mean = f_u.reshape(-1, f_u.shape[-1]).mean(dim=0)
+        momentum = self.center_momentum if int(self.center_updates) > 0 else 0.
+        self.target_center.mul_(momentum).add_((1. - momentum) * batch_mean)
+        self.center_updates += 1
+
+    def _centred(self, features: Tensor) -> Tensor:
+        return features - self.target_center
+
     def loss(self, f_m: Tensor, f_u: Tensor,
              mask: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Appearance distillation loss, eq. 6.
@@ -182,6 +207,10 @@ class ProjectionHead(BaseModule):
             dict[str, Tensor]: ``loss_app``, the batch mean of ``1 - cos``.
         """
         f_u = f_u.detach()
+        if self.center_momentum is not None:
+            if self.training:
+                self._update_center(f_u)
+            f_m, f_u = self._centred(f_m), self._centred(f_u)
         if self.pool == 'space':
             return dict(loss_app=self.loss_weight * cosine_distance(f_m, f_u).mean())
         if mask is None or mask.shape != f_m.shape[:2]:
@@ -209,6 +238,8 @@ class ProjectionHead(BaseModule):
         Returns:
             Tensor: S_app of shape (B, ).
         """
+        if self.center_momentum is not None:
+            f_u, f_m1, f_m2 = self._centred(f_u), self._centred(f_m1), self._centred(f_m2)
         if self.pool == 'space':
             return 0.5 * cosine_distance(f_u, f_m1) + 0.5 * cosine_distance(f_u, f_m2)
         if mask1 is None or mask2 is None:

@@ -9,6 +9,8 @@ from torch import Tensor
 
 from .memory_bank import cosine_matrix, separateness_loss, updated_items
 
+#: ``'topk'``: eq. 15 (paper); ``'nearest'``: distance to the nearest written pair.
+SCORE_MODES = ('topk', 'nearest')
 #: A query whose cosine with an existing item reaches ``1 - DUPLICATE_TOLERANCE`` is not new.
 DUPLICATE_TOLERANCE = 1e-6
 
@@ -61,6 +63,13 @@ class BSMM(BaseModule):
             in eq. 8, so that the cosines of eq. 9-11 compare where the weights depart from
             uniform rather than their large common (near uniform) part. Not in the paper;
             defaults to False.
+        score_mode (str): ``'topk'``: eq. 15 as above (the paper). ``'nearest'``: ``S_mm = 1 -
+            max_i cos(W^r, m^r_i)`` over the filled items, how far the window's (behaviour,
+            scene) pair is from the nearest normal pair written (the query and cosine of eq. 9).
+            Why: in eq. 15, C_s spreads over every item written from the same scene (a few
+            scenes, many items), so its values at the top-K behaviour items are small next to
+            C_b's and the norm mostly measures how peaked C_b is, not whether the scene fits.
+            Defaults to ``'topk'``.
         balance_parts (bool): Scale the behaviour and the scene part of W^r to unit norm each
             in eq. 8. Flattened, W_b has P rows against W_s's one, so the scene part weighs
             about 1/P in the cosine that assigns a window to an item (eq. 9): items then gather
@@ -78,8 +87,12 @@ class BSMM(BaseModule):
                  temperature: float = 1.,
                  center_weights: bool = False,
                  balance_parts: bool = False,
+                 score_mode: str = 'topk',
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if score_mode not in SCORE_MODES:
+            raise ValueError(f'score_mode must be one of {SCORE_MODES}, got {score_mode!r}')
+        self.score_mode = score_mode
         self.center_weights = center_weights
         self.balance_parts = balance_parts
         if not 1 <= top_k <= num_items:
@@ -205,7 +218,8 @@ class BSMM(BaseModule):
         return c_b, c_s
 
     def score(self, w_b: Tensor, w_s: Tensor) -> Tensor:
-        """Scene-related anomaly score, eq. 15 over the top-K behaviour matches.
+        """Scene-related anomaly score, eq. 15 over the top-K behaviour matches (or the
+        distance to the nearest written pair, ``score_mode='nearest'``).
 
         Args:
             w_b (Tensor): Shape (B, P, N_b).
@@ -219,6 +233,11 @@ class BSMM(BaseModule):
                 'BSMM.score called before any write: the matching memory is filled by a final '
                 'pass over normal training windows (BSMM.write) after training; run that pass '
                 'or load a checkpoint saved after it')
+        if self.score_mode == 'nearest':
+            # (B, L) against the filled items (num_filled, L)
+            cosine = cosine_matrix(self.query(w_b, w_s).to(self.items.dtype),
+                                   self.items[self.filled])
+            return 1. - cosine.max(dim=1).values
         c_b, c_s = self.matching_weights(w_b, w_s)
         c_b_top, top_items = c_b.topk(self.top_k, dim=1)  # (B, K), (B, K)
         c_s_top = c_s.gather(1, top_items)  # (B, K)

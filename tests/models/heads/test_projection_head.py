@@ -131,3 +131,28 @@ def test_reduce_tokens_and_bad_options():
         ProjectionHead(score_reduction='max')
     with pytest.raises(ValueError):
         token_cosine_distance(torch.zeros(1, 2, 3), torch.zeros(1, 3, 2))
+
+
+def test_centred_teacher_is_an_ema_of_f_u_subtracted_from_both_sides():
+    head = ProjectionHead(in_channels=2, out_channels=2, pool='none', center_momentum=0.5)
+    plain = ProjectionHead(pool='none')
+    f_u = torch.tensor([[[3., 1.], [1., 3.]]])  # mean (2, 2)
+    f_m = torch.tensor([[[2., 2.], [2., 2.]]])
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    head.train()
+    loss = head.loss(f_m, f_u, mask)['loss_app']
+    # first update: the batch mean; f_m - c = 0 (cosine 0 by the eps guard), distance 1
+    torch.testing.assert_close(head.target_center, torch.tensor([2., 2.]))
+    torch.testing.assert_close(loss, plain.loss(f_m - 2., f_u - 2., mask)['loss_app'])
+    # later updates: c <- 0.5 c + 0.5 mean
+    head.loss(f_m, torch.tensor([[[6., 6.], [6., 6.]]]), mask)
+    torch.testing.assert_close(head.target_center, torch.tensor([4., 4.]))
+    # eval: no update, the score uses the stored centre on every side
+    head.eval()
+    f_m2 = torch.tensor([[[5., 3.], [3., 5.]]])
+    score = head.appearance_score(f_u, f_m, f_m2, mask, ~mask)
+    expected = plain.appearance_score(f_u - 4., f_m - 4., f_m2 - 4., mask, ~mask)
+    torch.testing.assert_close(score, expected)
+    torch.testing.assert_close(head.target_center, torch.tensor([4., 4.]))
+    assert {'target_center', 'center_updates'} <= set(head.state_dict())
+    assert 'target_center' not in plain.state_dict()

@@ -190,3 +190,15 @@ def test_eq8_balanced_parts_have_unit_norm_each():
     for one, other in zip(plain.matching_weights(w_b, w_s),
                           balanced.matching_weights(w_b, w_s)):
         torch.testing.assert_close(one, other)
+
+
+def test_nearest_score_is_one_minus_the_best_item_cosine():
+    bsmm = BSMM(behaviour_len=2, scene_len=2, num_items=3, top_k=1, score_mode='nearest')
+    bsmm.items[:2] = torch.tensor([[1., 0., 1., 0.], [0., 1., 0., 1.]]) / math.sqrt(2.)
+    bsmm.num_written.fill_(2)  # item 2 stays empty and takes no part
+    w_b = torch.tensor([[[1., 0.]], [[1., 0.]]])  # (B=2, P=1, N_b=2)
+    w_s = torch.tensor([[[1., 0.]], [[0., 1.]]])  # a written pair, then a mismatched one
+    # (1, 0, 1, 0) matches item 0 exactly; (1, 0, 0, 1) has cosine 1/2 with both items
+    torch.testing.assert_close(bsmm.score(w_b, w_s), torch.tensor([0., 0.5]))
+    with pytest.raises(ValueError, match='score_mode'):
+        BSMM(behaviour_len=2, scene_len=2, score_mode='mean')
