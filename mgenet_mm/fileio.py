@@ -21,13 +21,33 @@ def _umask() -> int:
     return umask
 
 
+def fsync_folder(folder: str) -> None:
+    """``fsync`` a folder, so that a rename or a new entry in it survives a power loss.
+
+    A file's own ``fsync`` covers its bytes, not its name: until the folder is synced, a crash
+    of the machine can bring back the old entry (or none). Platforms that cannot open a folder
+    (Windows) skip this.
+    """
+    try:
+        handle = os.open(folder, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
 def atomic_write_bytes(path: str, writer) -> None:
     """Write a file through a temporary sibling and ``os.replace``: a crash leaves the old file or
     none, never half of one.
 
-    ``writer(f)`` writes into the open binary temporary file. The published file gets the
-    permissions of an ordinary new file (``0666 & ~umask``; ``mkstemp`` creates it 0600). A kill
-    (SIGKILL) can leave the hidden temporary ``.<name>*.tmp`` beside it, never a partial ``path``.
+    ``writer(f)`` writes into the open binary temporary file. The bytes are ``fsync``-ed before
+    the rename and the folder after it, so that a file counts as written only once it would
+    survive a power loss too (without the first, the rename can reach the disk before the data
+    and publish an empty or partial file). The published file gets the permissions of an
+    ordinary new file (``0666 & ~umask``; ``mkstemp`` creates it 0600). A kill (SIGKILL) can
+    leave the hidden temporary ``.<name>*.tmp`` beside it, never a partial ``path``.
     """
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -35,8 +55,11 @@ def atomic_write_bytes(path: str, writer) -> None:
     try:
         with os.fdopen(handle, 'wb') as f:
             writer(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+        fsync_folder(folder)
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
@@ -50,12 +73,44 @@ def publish_temporary(tmp_path: str, path: str) -> None:
     ``writer(f)`` call: one filled in place over many calls (a memory-mapped feature shard),
     under a temporary name its owner chose so that a resumed run can recognise and delete it.
     The caller has written, flushed and closed (or unmapped) ``tmp_path``. A crash before the
-    rename leaves the old ``path`` (or none) and the temporary, never a partial ``path``.
+    rename leaves the old ``path`` (or none) and the temporary, never a partial ``path``; the
+    folder is synced after the rename, so that the new name survives a power loss too.
     """
     # fsync first: a rename that reaches the disk before the data would publish a hole
     with open(tmp_path, 'rb+') as f:
         os.fsync(f.fileno())
     os.replace(tmp_path, path)
+    fsync_folder(osp.dirname(osp.abspath(path)))
+
+
+def make_unique_folder(parent: str, name: str, max_tries: int = 1000) -> str:
+    """Create ``parent/name``, or ``parent/name_1``, ``name_2`` ... when taken; return the name.
+
+    Each attempt is one ``os.mkdir``, which fails if the folder exists: of two processes that try
+    the same name at the same moment exactly one gets it, so two runs started in the same second
+    (mmengine names run folders by the second) never share a folder.
+
+    Args:
+        parent (str): The folder to create it in (created if needed).
+        name (str): The preferred name.
+        max_tries (int): Give up after this many taken names. Defaults to 1000.
+
+    Returns:
+        str: The name of the created folder (``name`` or ``name_<n>``).
+
+    Raises:
+        FileExistsError: ``max_tries`` names were all taken.
+    """
+    os.makedirs(parent, exist_ok=True)
+    for attempt in range(max_tries):
+        candidate = name if attempt == 0 else f'{name}_{attempt}'
+        try:
+            os.mkdir(osp.join(parent, candidate))
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f'{parent}: {name} and {max_tries - 1} numbered variants exist '
+                          'already; clean the folder up')
 
 
 #: Name of a temporary that :func:`atomic_write_bytes` makes for ``<name>``: ``mkstemp`` puts 8

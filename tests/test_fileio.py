@@ -41,3 +41,42 @@ def test_publish_temporary_replaces_the_final_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):  # nothing to publish: the final file stays
         publish_temporary(str(tmp), str(final))
     assert final.read_bytes() == b'new, filled in place'
+
+
+def _record_syncs(monkeypatch) -> list:
+    """Record every fsync (as the path its descriptor names) and every os.replace, in order."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(('fsync', os.readlink(f'/proc/self/fd/{fd}')))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        events.append(('replace', str(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, 'fsync', fsync)
+    monkeypatch.setattr(os, 'replace', replace)
+    return events
+
+
+def test_atomic_write_fsyncs_the_file_then_its_folder(tmp_path: Path, monkeypatch) -> None:
+    events = _record_syncs(monkeypatch)
+    target = tmp_path / 'result.json'
+    atomic_write_bytes(str(target), lambda f: f.write(b'{"auc": 0.5}'))
+    assert target.read_bytes() == b'{"auc": 0.5}'
+    # the temporary's bytes reach the disk before the rename, the folder's entry after it
+    assert [kind for kind, _ in events] == ['fsync', 'replace', 'fsync']
+    assert Path(events[0][1]).name.startswith('.result.json')
+    assert events[0][1].endswith('.tmp')
+    assert events[1][1] == str(target)
+    assert events[2][1] == str(tmp_path)
+
+
+def test_publish_temporary_fsyncs_the_file_then_its_folder(tmp_path: Path, monkeypatch) -> None:
+    final, tmp = tmp_path / 'shard.npy', tmp_path / '.shard.npy.tmp'
+    tmp.write_bytes(b'filled in place')
+    events = _record_syncs(monkeypatch)
+    publish_temporary(str(tmp), str(final))
+    assert events == [('fsync', str(tmp)), ('replace', str(final)), ('fsync', str(tmp_path))]

@@ -8,10 +8,10 @@ import os
 
 import mgenet_mm  # noqa: F401  shims + registration before configs are built
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
 from mgenet_mm.utils import add_trust_argument, trust_from_args
-from mgenet_mm.engine import finish_distributed, resolve_dist_backend, set_work_dir
+from mgenet_mm.engine import (NEW_KEY_PREFIX, CheckedRunner, finish_distributed,
+                              merge_cfg_options, resolve_dist_backend, set_work_dir)
 
 
 def parse_args() -> argparse.Namespace:
@@ -34,7 +34,13 @@ def parse_args() -> argparse.Namespace:
                         help='make cudnn/torch deterministic')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
-        help='override config settings, key=value pairs, e.g. train_cfg.max_epochs=2')
+        help='override config settings, key=value pairs, e.g. train_cfg.max_epochs=2; a key '
+        'whose top-level name is not in the config is refused, unless it is marked as new '
+        f'with a leading {NEW_KEY_PREFIX} (e.g. {NEW_KEY_PREFIX}my_key=1)')
+    parser.add_argument(
+        '--allow-partial-checkpoint', action='store_true',
+        help='load a checkpoint that fits the model only in part (the other weights keep '
+        'their initial values); without it, missing or unexpected keys are an error')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
     add_trust_argument(parser)
@@ -77,8 +83,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
             cfg.randomness.diff_rank_seed = True
         if args.deterministic:
             cfg.randomness.deterministic = True
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    if args.allow_partial_checkpoint:
+        cfg.allow_partial_checkpoint = True
+    # unknown top-level names are refused (a misspelt key would be ignored): '+key=...' adds one
+    merge_cfg_options(cfg, args.cfg_options)
     resolve_dist_backend(cfg)
     return cfg
 
@@ -88,7 +96,7 @@ def main() -> None:
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     with trust_from_args(args):
-        runner = Runner.from_cfg(cfg)
+        runner = CheckedRunner.from_cfg(cfg)
         runner.train()
     finish_distributed()
 

@@ -1,4 +1,7 @@
-from .config_utils import finish_distributed, resolve_dist_backend, set_work_dir
+from .config_utils import (NEW_KEY_PREFIX, finish_distributed, merge_cfg_options,
+                           resolve_dist_backend, set_work_dir)
 from .hooks import *  # noqa: F401,F403
+from .runner import CheckedRunner
 
-__all__ = ['finish_distributed', 'resolve_dist_backend', 'set_work_dir']
+__all__ = ['CheckedRunner', 'NEW_KEY_PREFIX', 'finish_distributed', 'merge_cfg_options',
+           'resolve_dist_backend', 'set_work_dir']

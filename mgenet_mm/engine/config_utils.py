@@ -1,13 +1,28 @@
 """Config adjustments shared by tools/train.py and tools/test.py."""
 import atexit
+import difflib
+import inspect
 import logging
 import os
 import os.path as osp
 import sys
+from typing import Any, Iterable, List, Mapping, Optional
 
 import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+#: Marks a ``--cfg-options`` key as a new top-level name on purpose: ``+my_key=1``.
+NEW_KEY_PREFIX = '+'
+
+#: Top-level names mmengine's ``Runner`` (and this project's runner) read although a config
+#: need not set them: its constructor's arguments, and what it looks up in ``cfg`` itself.
+RUNNER_KEYS = frozenset(
+    [name for name in inspect.signature(Runner.__init__).parameters if name not in ('self', 'cfg')]
+    + ['model_wrapper_cfg', 'find_unused_parameters', 'compile', 'activation_checkpointing',
+       'efficient_conv_bn_eval', 'sync_bn', 'runner_type', 'custom_imports',
+       'allow_partial_checkpoint'])
 
 
 def set_work_dir(cfg: Config, work_dir: str, config_path: str) -> None:
@@ -16,6 +31,68 @@ def set_work_dir(cfg: Config, work_dir: str, config_path: str) -> None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def unknown_cfg_option(key: str, known: Iterable[str]) -> Optional[str]:
+    """Why a ``--cfg-options`` key is refused (None when it is accepted).
+
+    A key is accepted when its top-level name (the part before the first ``.``) is one of
+    ``known``, or when it carries the :data:`NEW_KEY_PREFIX` (``+``) that marks it as new.
+
+    Args:
+        key (str): The key as given, e.g. ``'test_evaluater.gt_dir'`` or ``'+my_flag'``.
+        known (Iterable[str]): The accepted top-level names.
+
+    Returns:
+        str, optional: The message naming the key, with a close match when there is one.
+    """
+    if key.startswith(NEW_KEY_PREFIX):
+        return None
+    top = key.split('.', 1)[0]
+    known = sorted(set(known))
+    if top in known:
+        return None
+    close = difflib.get_close_matches(top, known, n=1, cutoff=0.6)
+    guess = f' (did you mean {close[0]!r}?)' if close else ''
+    return (f'--cfg-options {key}: the config has no top-level key {top!r}{guess}; a misspelt '
+            f"key would be silently ignored. To add a new top-level key on purpose, prefix it "
+            f'with {NEW_KEY_PREFIX!r}: {NEW_KEY_PREFIX}{key}=...')
+
+
+def merge_cfg_options(cfg: Config, options: Optional[Mapping[str, Any]],
+                      known: Iterable[str] = RUNNER_KEYS) -> Config:
+    """Merge ``--cfg-options`` into ``cfg``, refusing keys under an unknown top-level name.
+
+    mmengine's ``Config.merge_from_dict`` adds any key it is given, so a misspelt top-level name
+    (``test_evaluater.gt_dir=...``) becomes a new entry that nothing reads, and the run goes on
+    with the config's value. Here every key's top-level name must be in the config (after its
+    ``_base_`` files are merged) or in ``known`` (names the runner reads that a config may leave
+    out); a key written with a leading ``+`` (``+my_key=1``) is new on purpose and is added, the
+    ``+`` removed. Nothing is merged when a key is refused.
+
+    Args:
+        cfg (Config): The config, changed in place.
+        options (Mapping[str, Any], optional): The parsed ``--cfg-options`` (``DictAction``);
+            None or empty does nothing.
+        known (Iterable[str]): Top-level names accepted besides the config's own. Defaults to
+            :data:`RUNNER_KEYS`.
+
+    Returns:
+        Config: ``cfg``.
+
+    Raises:
+        ValueError: A key's top-level name is unknown; the message names the key, the closest
+            known name and the ``+`` marker.
+    """
+    if not options:
+        return cfg
+    names = set(cfg.keys()) | set(known)
+    problems: List[str] = [p for p in (unknown_cfg_option(key, names) for key in options) if p]
+    if problems:
+        raise ValueError('\n'.join(problems))
+    cfg.merge_from_dict({key[len(NEW_KEY_PREFIX):] if key.startswith(NEW_KEY_PREFIX) else key:
+                         value for key, value in options.items()})
+    return cfg
 
 
 def resolve_dist_backend(cfg: Config) -> None:

@@ -229,3 +229,54 @@ def test_corrupt_shard_is_detected_and_rebuilt(sample, capsys) -> None:
     assert os.stat(cache / shard_name(0)).st_mtime_ns == kept  # only the bad shard rewritten
     _, tokens, _ = _on_the_fly(config)
     torch.testing.assert_close(_cached(config)[0], tokens, rtol=2e-3, atol=2e-3)
+
+
+def test_cache_built_before_the_poses_changed_is_refused(sample, capsys) -> None:
+    """The issue's case: poses re-extracted after the cache was built. The test run, --verify
+    and a rerun all accepted the stale features; now each names the changed pose file."""
+    root, config, _ = sample
+    assert _extract(config) == 0
+    cache = root / 'cache' / 'train'
+    manifest = json.loads((cache / 'manifest.json').read_text())
+    pose = root / 'pose' / '01_002_alphapose_tracked_person.json'
+    assert manifest['inputs']['poses'][str(pose)]['size'] == pose.stat().st_size
+    assert sorted(manifest['inputs']['frames']) == [str(root / 'videos' / '01_001.avi'),
+                                                    str(root / 'videos' / '01_002.avi')]
+    # rewritten with the same content: still the cache's input
+    pose.write_text(pose.read_text())
+    stat = pose.stat()
+    os.utime(pose, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    _cached(config)
+    assert _extract(config) == 0
+
+    # the same windows (person ids and frames), keypoints moved by 3 pixels: other tubes
+    persons = json.loads(pose.read_text())
+    for frames in persons.values():
+        for entry in frames.values():
+            entry['keypoints'] = [round(v + 3, 2) if i % 3 == 0 else v
+                                  for i, v in enumerate(entry['keypoints'])]
+    pose.write_text(json.dumps(persons))
+    with pytest.raises(FeatureCacheError, match=f'the feature cache .* is stale: 1 of its inputs '
+                       f'changed since it was built.*{pose}: pose file content changed'):
+        _cached(config)
+    capsys.readouterr()
+    assert _extract(config, '--verify') == 1
+    assert f'[train] stale input {pose}: pose file content changed' in capsys.readouterr().out
+    with pytest.raises(FeatureCacheError, match=f'(?s)is stale.*{pose}.*--rebuild'):
+        _extract(config)
+    assert _extract(config, '--rebuild') == 0
+    _, tokens, _ = _on_the_fly(config)
+    torch.testing.assert_close(_cached(config)[0], tokens, rtol=2e-3, atol=2e-3)
+
+    # a video replaced under the same name
+    video = root / 'videos' / '01_001.avi'
+    video.write_bytes(video.read_bytes() + b'\0' * 16)
+    with pytest.raises(FeatureCacheError, match=f'{video}: frame source changed'):
+        _cached(config)
+
+
+def test_misspelt_cfg_option_is_refused(sample) -> None:
+    _, config, _ = sample
+    with pytest.raises(ValueError, match=r"no top-level key 'train_dataloder' \(did you mean "
+                       r"'train_dataloader'\?\)"):
+        _extract(config, '--cfg-options', 'train_dataloder.num_workers=2')

@@ -53,3 +53,35 @@ def test_train_resume_and_test(tmp_path: Path) -> None:
     proc = run_tool(str(REPO / 'tools' / 'test.py'), str(config), str(work_dir / 'iter_4.pth'),
                     '--work-dir', str(tmp_path / 'test'), cwd=tmp_path)
     assert 'mse:' in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize('tool', ['train', 'test'])
+def test_misspelt_cfg_option_is_refused(tool: str, tmp_path: Path) -> None:
+    """``--cfg-options test_evaluater.gt_dir=...`` was merged as a new key that nothing read."""
+    import argparse
+
+    from mmengine.config import Config
+
+    from tests.conftest import load_tool
+    module = load_tool(f'tools/{tool}.py')
+    config = tmp_path / 'toy.py'
+    # merge_args only: the toy plugin's classes are never built
+    config.write_text(CONFIG.format(max_iters=2).replace(", 'toy_plugin'", ''))
+    checkpoint = tmp_path / 'iter_2.pth'
+    checkpoint.write_bytes(b'')
+    common = dict(config=str(config), work_dir=str(tmp_path / 'work'), launcher='none',
+                  allow_partial_checkpoint=False)
+    extra = (dict(checkpoint=str(checkpoint), dump=None) if tool == 'test' else
+             dict(no_validate=False, amp=False, resume=None, auto_scale_lr=False, seed=None,
+                  diff_rank_seed=False, deterministic=False))
+
+    def merge(options: dict) -> Config:
+        args = argparse.Namespace(**common, **extra, cfg_options=options)
+        return module.merge_args(Config.fromfile(str(config)), args)
+
+    with pytest.raises(ValueError, match=r"no top-level key 'test_evaluater' \(did you mean "
+                       r"'test_evaluator'\?\).*\+test_evaluater.gt_dir="):
+        merge({'test_evaluater.gt_dir': '/nonexistent'})
+    cfg = merge({'+test_evaluater.gt_dir': '/nonexistent', 'test_evaluator.type': 'Other'})
+    assert cfg.test_evaluater.gt_dir == '/nonexistent'
+    assert cfg.test_evaluator.type == 'Other'

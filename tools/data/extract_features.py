@@ -17,9 +17,11 @@ entries name the cache folder, the model config and the on-the-fly pipeline to e
 
 Restarting. A killed run resumes where it stopped: finished shards are kept (a restart checks
 their headers and sizes), the partial one is redone. A cache built with another extractor config,
-other weights or other windows is refused; ``--rebuild`` discards it, and also checks every
-shard's sha256 and rewrites the corrupt ones. ``--verify`` only checks (weights, index, every
-file's sha256) and lists what is wrong. One extraction at a time per cache folder (a lock).
+other weights, other windows or from other inputs (a pose file whose content changed, a video or
+frame folder that changed: the manifest fingerprints them) is refused, naming what changed;
+``--rebuild`` discards it, and also checks every shard's sha256 and rewrites the corrupt ones.
+``--verify`` only checks (weights, index, inputs, every file's sha256) and lists what is wrong.
+One extraction at a time per cache folder (a lock).
 
 Random augmentations of tubes or scene images in the pipeline would be frozen into the cache as
 one draw per window; the tool warns about ``Random*`` transforms that can change them.
@@ -52,8 +54,13 @@ from tqdm import tqdm
 from mmaction.registry import DATASETS, MODELS
 from mgenet_mm.utils import add_trust_argument, trust_from_args
 from mgenet_mm.datasets.feature_cache import (
-    FEATURE_NEUTRAL_TRANSFORMS, FeatureCacheError, FeatureCacheReader, FeatureCacheWriter,
-    WindowIndex, cache_checksum, extractor_config, transform_type, weights_checksum)
+    FEATURE_NEUTRAL_TRANSFORMS, INDEX, FeatureCacheError, FeatureCacheWriter, WindowIndex,
+    cache_checksum, extractor_config, transform_type, weights_checksum)
+from mgenet_mm.datasets.feature_cache.checksums import (changed_inputs, check_recorded_files,
+                                                       input_records, inputs_checksum,
+                                                       stale_message)
+from mgenet_mm.datasets.feature_cache.layout import read_manifest, write_manifest
+from mgenet_mm.engine import NEW_KEY_PREFIX, merge_cfg_options
 from mgenet_mm.models.frozen_parts import build_frozen_parts, random_frozen_parts
 from mgenet_mm.preprocessing import DEFAULT_PREPROCESSOR
 
@@ -83,7 +90,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='check weights, index and every file\'s sha256, list the bad ones '
                         '(exit 1 when any); with --rebuild, then rewrite them')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value pairs')
+                        help='override config settings, key=value pairs; a key whose top-level '
+                        'name is not in the config is refused unless marked as new with a '
+                        f'leading {NEW_KEY_PREFIX}')
     add_trust_argument(parser)
     return parser.parse_args(argv)
 
@@ -240,25 +249,86 @@ def index_of(dataset: Any) -> WindowIndex:
     return WindowIndex.from_dataset(dataset)
 
 
+def dataset_inputs(dataset: Any) -> Tuple[List[str], List[str]]:
+    """The pose files and the frame sources (videos or frame folders) a dataset reads.
+
+    Read from an initialised :class:`~mgenet_mm.datasets.MGENetWindowDataset` (its clips'
+    ``filename`` / ``frame_dir`` and its pose files); other datasets give what they have.
+    """
+    poses = sorted(getattr(dataset, '_pose_paths', {}).values())
+    frames = sorted({info.get('filename') or info.get('frame_dir')
+                     for info in getattr(dataset, 'clip_infos', [])} - {None})
+    if not poses or not frames:
+        print_log(f'{type(dataset).__name__} does not say which pose files or frame sources it '
+                  'reads: the cache cannot notice when they change', logger='current',
+                  level=logging.WARNING)
+    return poses, frames
+
+
 # ----------------------------------------------------------------------------- per split
-def verify_split(plan: dict, index: WindowIndex, checksum: str, weights: str) -> List[str]:
-    """Everything wrong with the split's cache, as readable lines (empty: all good)."""
+def verify_split(plan: dict, index: WindowIndex, checksum: str, weights: str,
+                 inputs: Optional[dict] = None) -> List[str]:
+    """Everything wrong with the split's cache, as readable lines (empty: all good).
+
+    Args:
+        plan (dict): :func:`split_plan`.
+        index (WindowIndex): The dataset's windows now.
+        checksum (str): The config checksum now.
+        weights (str): The weights checksum now.
+        inputs (dict, optional): ``input_records`` of the pose files and frame sources the
+            dataset reads now; None skips the input check.
+    """
     cache_dir = plan['cache_dir']
-    reader = FeatureCacheReader(cache_dir)
     try:
-        manifest = reader.manifest
+        manifest = read_manifest(cache_dir)
     except FeatureCacheError as error:
         return [str(error)]
+    if manifest is None:
+        return [f'no feature cache at {cache_dir}; build it with tools/data/extract_features.py']
     problems = []
+    if not manifest.get('complete'):
+        problems.append(f'incomplete: {len(manifest["shards"])} shards written (the extraction '
+                        'was interrupted; rerun without --verify to finish it)')
     identity = manifest['identity']
     expected = dict(config_checksum=checksum, weights_checksum=weights,
                     index_sha256=index.content_sha256(), num_windows=index.num_windows)
+    if inputs is not None:
+        expected['inputs_sha256'] = inputs_checksum(inputs)
     for key, value in expected.items():
         if identity.get(key) != value:
             problems.append(f'{key}: cache {identity.get(key)}, config {value}')
-    for name, problem in reader.check_all(full=True).items():
+    if inputs is not None:
+        for path, why in changed_inputs(manifest.get('inputs') or {}, list(inputs['poses']),
+                                        list(inputs['frames'])).items():
+            problems.append(f'stale input {path}: {why}')
+    index_path = osp.join(cache_dir, INDEX)
+    try:
+        on_disk = WindowIndex.load(index_path).content_sha256()
+    except Exception as error:  # noqa: BLE001  any unreadable index is corruption
+        on_disk = f'unreadable ({error})'
+    if on_disk != identity.get('index_sha256'):
+        problems.append(f'bad file {index_path}: does not match its manifest')
+    for name, problem in check_recorded_files(cache_dir, manifest, full=True).items():
         problems.append(f'bad file {osp.join(cache_dir, name)}: {problem}')
     return problems
+
+
+def refuse_stale_inputs(cache_dir: str, inputs: dict) -> None:
+    """Before a (resumed) extraction: refuse a cache whose inputs changed, naming them.
+
+    The writer would refuse it too (its identity holds ``inputs_sha256``) but could not say
+    which file changed.
+
+    Raises:
+        FeatureCacheError: The existing cache was built from other inputs.
+    """
+    manifest = read_manifest(cache_dir)
+    if manifest is None or not manifest.get('inputs'):
+        return
+    changes = changed_inputs(manifest['inputs'], list(inputs['poses']), list(inputs['frames']))
+    if changes:
+        raise FeatureCacheError(stale_message(cache_dir, changes) + ' (or rerun with --rebuild '
+                                'to discard it)')
 
 
 def extract_split(cfg: Config, split: str, args: argparse.Namespace) -> int:
@@ -278,6 +348,7 @@ def extract_split(cfg: Config, split: str, args: argparse.Namespace) -> int:
     dataset = DATASETS.build(plan['dataset_cfg'])
     dataset.full_init()
     index = index_of(dataset)
+    inputs = input_records(*dataset_inputs(dataset))  # hashes every pose file once
     per_window = index.nbytes / max(index.num_windows, 1)
     print_log(f'[{split}] {index.num_windows} windows of {len(index.clip_names)} clips -> '
               f'{cache_dir} (config checksum {checksum[:12]}, weights '
@@ -285,7 +356,7 @@ def extract_split(cfg: Config, split: str, args: argparse.Namespace) -> int:
               logger='current')
 
     if args.verify:
-        problems = verify_split(plan, index, checksum, extractor.weights_checksum)
+        problems = verify_split(plan, index, checksum, extractor.weights_checksum, inputs)
         # a report, printed plainly so that it can be read and grepped
         for line in problems:
             print(f'[{split}] {line}')
@@ -294,12 +365,19 @@ def extract_split(cfg: Config, split: str, args: argparse.Namespace) -> int:
         if not args.rebuild:
             return 1 if problems else 0
 
+    if not args.rebuild:
+        refuse_stale_inputs(cache_dir, inputs)
     writer = FeatureCacheWriter(cache_dir, shard_size=args.shard_size)
     try:
         identity = dict(config_checksum=checksum, weights_checksum=extractor.weights_checksum,
-                        seg_len=int(getattr(dataset, 'seg_len', 0)), split=split)
+                        seg_len=int(getattr(dataset, 'seg_len', 0)), split=split,
+                        inputs_sha256=inputs_checksum(inputs))
         extractor_cfg = extractor_config(plan['model_cfg'], plan['pipeline'])
         discarded = writer.open(index, identity, extractor_cfg, rebuild=args.rebuild)
+        if writer.manifest.get('inputs') != inputs:
+            # the fingerprints the reader checks (mtimes may move while the content stays)
+            writer.manifest['inputs'] = inputs
+            write_manifest(cache_dir, writer.manifest)
         if discarded:
             print_log(f'[{split}] discarded a cache built differently: {discarded}',
                       logger='current', level=logging.WARNING)
@@ -388,8 +466,7 @@ def _extract_tokens(writer: FeatureCacheWriter, dataset: Any, index: WindowIndex
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options)  # a misspelt top-level key is refused
     init_default_scope(cfg.get('default_scope', 'mmaction'))
     splits = ('train', 'test') if args.split == 'both' else (args.split, )
     status = 0

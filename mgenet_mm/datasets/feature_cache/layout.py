@@ -22,7 +22,9 @@ __all__ = [
 ]
 
 CACHE_FORMAT = 'mgenet-feature-cache'
-CACHE_VERSION = 1
+#: Version 2: the manifest fingerprints the inputs (pose files, frame sources) under ``inputs``;
+#: a version-1 cache cannot say whether its poses changed since, so it is refused (rebuild it).
+CACHE_VERSION = 2
 MANIFEST = 'manifest.json'
 INDEX = 'index.npz'
 SCENE = 'scene.npy'

@@ -11,7 +11,7 @@ from typing import Dict, Mapping, Optional
 
 import numpy as np
 
-from .checksums import check_file, check_recorded_files
+from .checksums import check_file, check_inputs, check_recorded_files
 from .index import WindowIndex
 from .layout import (INDEX, MANIFEST, REBUILD_HINT, SCENE, FeatureCacheError, read_manifest,
                      shard_name)
@@ -85,6 +85,7 @@ class FeatureCacheReader:
                 f'other weights: cache checksum {cached}, this config expects '
                 f'{self.expected_checksum} (cube_embed / scene_encoder settings, checkpoint '
                 f'paths, normalisation or crop/scene transforms differ); {REBUILD_HINT}')
+        check_inputs(self.cache_dir, manifest)  # poses or frames changed since: stale
         index = WindowIndex.load(osp.join(self.cache_dir, INDEX))
         if index.content_sha256() != manifest['identity']['index_sha256']:
             raise FeatureCacheError(f'{osp.join(self.cache_dir, INDEX)} does not match its '

@@ -153,8 +153,14 @@ class FeatureCacheWriter:
                         num_windows=index.num_windows, num_clips=len(index.clip_names),
                         shard_size=self.shard_size)
         self.index = index
-        manifest = read_manifest(self.cache_dir)
         differences: List[str] = []
+        try:
+            manifest = read_manifest(self.cache_dir)
+        except FeatureCacheError as error:  # unreadable, or of another format version
+            if not rebuild:
+                raise
+            differences, manifest = [str(error)], None
+            self.clear()
         if manifest is not None:
             differences = [
                 f'{key}: cache {manifest["identity"].get(key)!r}, now {value!r}'

@@ -27,7 +27,10 @@ class STGNFRecognizer(BaseRecognizer):
 
     Official STG-NF checkpoints (``flow.*`` and ``prior_h*`` keys at the top level) can be given
     directly as ``load_from`` or to ``tools/test.py``: their keys are moved under ``backbone.``,
-    and any key or shape mismatch is an error that lists the keys.
+    and any key or shape mismatch is an error that lists the keys. Any other checkpoint given
+    to ``tools/train.py`` / ``tools/test.py`` must fit too: their runner
+    (:class:`~mgenet_mm.engine.CheckedRunner`) loads this project's models strictly, unless the
+    config sets ``allow_partial_checkpoint=True``.
 
     Args:
         backbone (dict): The :class:`STGNF` config.

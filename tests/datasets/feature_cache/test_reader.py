@@ -24,3 +24,26 @@ def test_corrupt_shard_is_named(tmp_path: Path) -> None:
         load_cached(tmp_path, verify='size')(window_item('01_002', -1, 0))
     problems = FeatureCacheReader(str(tmp_path)).check_all(full=True)
     assert list(problems) == [shard_name(1)]
+
+
+def test_stale_inputs_are_refused_naming_the_file(tmp_path: Path) -> None:
+    import os
+
+    from mgenet_mm.datasets.feature_cache.checksums import input_records
+    from mgenet_mm.datasets.feature_cache.layout import read_manifest, write_manifest
+    cache = tmp_path / 'cache'
+    build_cache(cache)
+    pose = tmp_path / '01_001.json'
+    pose.write_text('{"1": {}}')
+    manifest = read_manifest(str(cache))
+    manifest['inputs'] = input_records([str(pose)], [])  # what the extraction tool records
+    write_manifest(str(cache), manifest)
+    load_cached(cache)(window_item('01_001', 1, 0))  # unchanged: accepted
+    pose.write_text('{"2": {}}')
+    stat = os.stat(pose)
+    os.utime(pose, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with pytest.raises(FeatureCacheError, match=(
+            rf'the feature cache {cache} is stale: 1 of its inputs changed since it was built, '
+            rf'so its features no longer match the poses and frames: {pose}: pose file content '
+            r'changed .*--rebuild')):
+        load_cached(cache)(window_item('01_001', 1, 0))

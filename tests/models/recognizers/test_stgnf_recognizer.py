@@ -77,3 +77,99 @@ def test_tools_test_reproduces_reference(fixtures_dir: Path, tmp_path: Path) -> 
     # The model's float32 nll differs from the reference by < 1e-4, which moves the AUC by a few
     # 1e-6; the metric alone reproduces the reference AUC to 1e-6 (tests/evaluation).
     assert abs(auc - float(reference['auc'])) < 2e-5
+
+
+def _failing_tool(*args: str, cwd: Path):
+    """Run a tool that must fail; returns the process (stderr holds the traceback)."""
+    import os
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=dict(os.environ),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    return proc
+
+
+def _checked_runner(tmp_path: Path, model, **cfg):
+    from mmengine.config import Config
+
+    from mgenet_mm.engine import CheckedRunner
+    return CheckedRunner(model=model, work_dir=str(tmp_path / 'work'), cfg=Config(cfg))
+
+
+def test_checkpoint_missing_a_coupling_block_is_an_error(tmp_path: Path) -> None:
+    from mgenet_mm.models.utils.checkpoint import StateDictMismatchError
+    model, partial = _recognizer(seg_len=8), _recognizer(seg_len=8)  # built before any runner
+    state = model.state_dict()
+    block = [k for k in state if k.startswith('backbone.flow.layers.1.block.')]
+    assert len(block) > 10  # enough to see the listing cut
+    path = tmp_path / 'epoch_5.pth'
+    torch.save(dict(state_dict={k: v for k, v in state.items() if k not in block},
+                    meta=dict(epoch=5)), path)
+    with pytest.raises(StateDictMismatchError) as error:
+        _checked_runner(tmp_path, _recognizer(seg_len=8)).load_checkpoint(str(path))
+    lines = str(error.value).splitlines()
+    required = [k for k in block if not k.endswith('num_batches_tracked')]
+    assert lines[0] == (f'checkpoint {path} does not match the model STGNFRecognizer: '
+                        f'{len(required)} of the model\'s {len(state)} keys missing, 0 '
+                        'unexpected keys, 0 shape mismatches')
+    assert lines[1].startswith(f'  {len(required)} missing keys ({required[0]}, ')
+    assert lines[1].endswith(', ...)')
+    assert 'allow_partial_checkpoint=True' in lines[-1]
+    # the named opt-in loads what fits and warns
+    _checked_runner(tmp_path, partial, allow_partial_checkpoint=True).load_checkpoint(str(path))
+    assert torch.equal(partial.state_dict()['backbone.flow.layers.0.actnorm.logs'],
+                       state['backbone.flow.layers.0.actnorm.logs'])
+
+
+def test_checkpoint_of_another_model_names_its_keys(tmp_path: Path) -> None:
+    """An MGENet checkpoint (or unrelated keys) into an STG-NF config: not "ActNorm is not
+    initialised" at the first window, but the keys that do not match, before any data."""
+    from mmengine.config import Config
+
+    from mgenet_mm.models.utils.checkpoint import StateDictMismatchError
+    model = _recognizer(seg_len=8)
+    # what mmengine's runner stores: the state dict and the config's text under meta['cfg']
+    mgenet_cfg = Config(dict(model=dict(type='MGENetRecognizer', sep_loss_weight=0.1,
+                                        backbone=dict(type='SpaceTimeViT'))))
+    mgenet = tmp_path / 'mgenet_epoch_3.pth'
+    torch.save(dict(meta=dict(cfg=mgenet_cfg.pretty_text), state_dict={
+        'backbone.patch_embed.weight': torch.zeros(2), 'behaviour_memory.items': torch.zeros(2),
+        'guidance.flow.layers.0.actnorm.bias': torch.zeros(2)}), mgenet)
+    runner = _checked_runner(tmp_path, model)
+    with pytest.raises(StateDictMismatchError) as error:
+        runner.load_checkpoint(str(mgenet))
+    lines = str(error.value).splitlines()
+    assert lines[0] == (f'checkpoint {mgenet} does not match the model STGNFRecognizer: none of '
+                        f'its 3 keys is a key of the model ({len(model.state_dict())} keys)')
+    assert ('  3 unexpected keys (backbone.patch_embed.weight, behaviour_memory.items, '
+            'guidance.flow.layers.0.actnorm.bias)') in lines
+    assert '  it looks like a MGENetRecognizer checkpoint (model type in its meta config)' in lines
+    unrelated = tmp_path / 'unrelated.pth'
+    torch.save({'encoder.weight': torch.zeros(2), 'decoder.bias': torch.zeros(2)}, unrelated)
+    with pytest.raises(StateDictMismatchError,
+                       match='it looks like a checkpoint whose keys start with decoder, encoder'):
+        runner.load_checkpoint(str(unrelated))
+
+
+@pytest.mark.slow
+def test_tools_test_refuses_a_partial_checkpoint(fixtures_dir: Path, tmp_path: Path) -> None:
+    """The issue's case end to end: exit 0 with AUC 0.8055 before, now an error naming keys."""
+    model = _recognizer()
+    load_checkpoint(model, str(fixtures_dir / 'stgnf_reference' / 'ShanghaiTech_85_9.tar'),
+                    map_location='cpu', strict=True)
+    state = {k: v for k, v in model.state_dict().items()
+             if not k.startswith('backbone.flow.layers.3.block.')}
+    path = tmp_path / 'epoch_1.pth'
+    torch.save(dict(state_dict=state), path)
+    config = str(REPO / 'configs' / 'stgnf' / 'stgnf_sht_fixture.py')
+    proc = _failing_tool(str(REPO / 'tools' / 'test.py'), config, str(path), '--work-dir',
+                         str(tmp_path / 'work'), cwd=tmp_path)
+    assert (f'StateDictMismatchError: checkpoint {path} does not match the model '
+            'STGNFRecognizer:') in proc.stderr, proc.stderr[-3000:]
+    assert 'backbone.flow.layers.3.block.0' in proc.stderr
+    assert not list((tmp_path / 'work').glob('*/vad_results.json'))
+    proc = _failing_tool(str(REPO / 'tools' / 'test.py'), config, str(tmp_path), '--work-dir',
+                         str(tmp_path / 'work'), cwd=tmp_path)
+    assert f'checkpoint {tmp_path} is a folder, not a checkpoint file (it holds 1 checkpoint ' \
+           'files: epoch_1.pth)' in proc.stderr, proc.stderr[-3000:]

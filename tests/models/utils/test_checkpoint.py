@@ -108,3 +108,65 @@ def test_split_init_cfg():
         split_init_cfg([pretrained, pretrained])
     with pytest.raises(ValueError, match='needs a checkpoint'):
         split_init_cfg(dict(type='Pretrained'))
+
+
+def test_load_model_checkpoint_revises_keys_and_refuses_shape_mismatches():
+    from mgenet_mm.models.utils.checkpoint import StateDictMismatchError, load_model_checkpoint
+    weights = _weights()
+    net = _net()
+    # a DDP checkpoint without BatchNorm's batch counter (older torch): both accepted
+    ddp = {f'module.{k}': v for k, v in weights.items() if 'num_batches_tracked' not in k}
+    report = load_model_checkpoint(net, dict(state_dict=ddp), source='ddp.pth')
+    assert report.ok
+    assert torch.equal(net.state_dict()['0.weight'], weights['0.weight'])
+    wrong = dict(weights, **{'0.weight': torch.zeros(2, 3)})
+    with pytest.raises(StateDictMismatchError) as error:
+        load_model_checkpoint(_net(), wrong, source='wrong.pth')
+    lines = str(error.value).splitlines()
+    assert lines[0] == ('checkpoint wrong.pth does not match the model Sequential: 0 of the '
+                        "model's 7 keys missing, 0 unexpected keys, 1 shape mismatches")
+    assert lines[1] == '  1 shape mismatches (0.weight: checkpoint (2, 3) vs model (4, 3))'
+    with pytest.raises(StateDictMismatchError, match='holds a list, not a state dict'):
+        load_model_checkpoint(_net(), [1], source='list.pth')
+    messages = []
+    partial = load_model_checkpoint(_net(), {'0.bias': weights['0.bias']}, source='p.pth',
+                                    allow_partial=True, logger=messages.append)
+    assert partial.required_missing == ['0.weight', '1.weight', '1.bias', '1.running_mean',
+                                        '1.running_var']
+    assert messages == [partial.message]
+    assert messages[0].startswith('allow_partial_checkpoint=True: loaded only the fitting '
+                                  'entries of checkpoint p.pth; the rest keeps its initial '
+                                  'values. checkpoint p.pth does not match the model Sequential: '
+                                  "5 of the model's 7 keys missing")
+
+
+def test_guess_checkpoint_kind_reads_the_meta_config_without_running_it(tmp_path):
+    from mmengine.config import Config
+
+    from mgenet_mm.models.utils.checkpoint import guess_checkpoint_kind
+    text = Config(dict(model=dict(backbone=dict(type='STGNF'), type='STGNFRecognizer'),
+                       work_dir='w')).pretty_text
+    assert guess_checkpoint_kind(dict(meta=dict(cfg=text), state_dict={})) == (
+        'a STGNFRecognizer checkpoint (model type in its meta config)')
+    marker = tmp_path / 'ran'
+    code = f"open({str(marker)!r}, 'w')\nmodel = dict(type='X')\n"
+    assert guess_checkpoint_kind(dict(meta=dict(cfg=code))) == (
+        'a X checkpoint (model type in its meta config)')
+    assert not marker.exists()
+    official = {'flow.layers.0.actnorm.bias': 0, 'prior_h': 0}
+    assert guess_checkpoint_kind(dict(state_dict=official, args=None)) == (
+        'an official STG-NF checkpoint')
+    assert guess_checkpoint_kind({}) is None
+
+
+def test_check_checkpoint_path_and_is_project_model(tmp_path):
+    from mgenet_mm.models.backbones import STGNF
+    from mgenet_mm.models.utils.checkpoint import check_checkpoint_path, is_project_model
+    with pytest.raises(FileNotFoundError, match='checkpoint not found: .*none.pth'):
+        check_checkpoint_path(str(tmp_path / 'none.pth'))
+    check_checkpoint_path('https://example.org/a.pth')  # left to its loader
+    (tmp_path / 'a.pth').write_bytes(b'')
+    check_checkpoint_path(str(tmp_path / 'a.pth'))
+    with pytest.raises(IsADirectoryError, match=r'holds 1 checkpoint files: a.pth\)'):
+        check_checkpoint_path(str(tmp_path))
+    assert is_project_model(STGNF(seg_len=8, num_steps=1)) and not is_project_model(_net())

@@ -1,0 +1,84 @@
+"""The runner of ``tools/train.py`` and ``tools/test.py``: mmengine's, with two things made safe.
+
+- **Strict checkpoints.** mmengine loads ``load_from`` and ``--resume`` checkpoints with
+  ``strict=False`` and only logs the keys that do not fit: an STG-NF checkpoint missing one
+  coupling block then scores with that block's random weights, and exits 0. For this project's
+  models (classes under ``mgenet_mm``) the checkpoint must fit key for key
+  (:func:`~mgenet_mm.models.utils.checkpoint.load_model_checkpoint`), unless the config sets
+  ``allow_partial_checkpoint=True``. A checkpoint path that is a folder is named as such.
+  Other models (e.g. mmaction's own) keep mmengine's behaviour.
+- **One folder per run.** mmengine names the run folder ``<work_dir>/<YYYYmmdd_HHMMSS>`` (its
+  timestamp) and creates it with ``exist_ok``, so two runs started in the same second shared
+  it: one result file was lost and the logs interleaved. Here rank 0 creates it exclusively
+  (:func:`~mgenet_mm.fileio.make_unique_folder`: ``_1``, ``_2`` ... appended when taken) and
+  the other ranks take its name; the log file, the config dump and ``vis_data`` follow.
+"""
+from __future__ import annotations
+
+from typing import Callable, Union
+
+from mmengine.dist import broadcast_object_list, get_dist_info
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from mmaction.registry import RUNNERS
+from ..fileio import make_unique_folder
+from ..models.utils.checkpoint import (PARTIAL_CHECKPOINT_KEY, check_checkpoint_path,
+                                       is_project_model, load_model_checkpoint)
+
+__all__ = ['CheckedRunner']
+
+
+@RUNNERS.register_module()
+class CheckedRunner(Runner):
+    """mmengine's ``Runner`` with strict checkpoint loading and exclusive run folders.
+
+    Built like mmengine's (``CheckedRunner.from_cfg(cfg)``, or ``runner_type='CheckedRunner'``
+    in a config). Extra top-level config key: ``allow_partial_checkpoint`` (bool, default
+    False): load a checkpoint that fits the model only in part, with a warning.
+
+    A model may name keys a checkpoint can lack with a method ``checkpoint_optional_keys()``
+    returning regular expressions (e.g. frozen parts rebuilt from their own checkpoints).
+    """
+
+    def setup_env(self, env_cfg: dict) -> None:
+        """mmengine's setup, then claim a run folder of our own (see the module docstring)."""
+        super().setup_env(env_cfg)
+        rank, world_size = get_dist_info()
+        name = [make_unique_folder(self._work_dir, self._timestamp) if rank == 0 else None]
+        if world_size > 1:
+            broadcast_object_list(name)  # every rank logs into rank 0's folder
+        self._timestamp = name[0]
+
+    def load_checkpoint(self,
+                        filename: str,
+                        map_location: Union[str, Callable] = 'cpu',
+                        strict: bool = False,
+                        revise_keys: list = [(r'^module.', '')]):  # noqa: B006  mmengine's
+        """Load a checkpoint into the model; strictly for this project's models.
+
+        Args:
+            filename (str): Path or URL.
+            map_location (str | Callable): Where to map the tensors. Defaults to 'cpu'.
+            strict (bool): mmengine's flag, used only for models of other projects (this
+                project's load strictly unless ``allow_partial_checkpoint``).
+            revise_keys (list): ``(pattern, replacement)`` pairs applied to the keys.
+
+        Returns:
+            dict: The loaded checkpoint (``meta``, ``optimizer`` ... for ``resume``).
+        """
+        check_checkpoint_path(filename)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        if not is_project_model(model):
+            return super().load_checkpoint(filename, map_location, strict, revise_keys)
+        checkpoint = _load_checkpoint(filename, map_location=map_location)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        optional = getattr(model, 'checkpoint_optional_keys', lambda: ())()
+        load_model_checkpoint(model, checkpoint, source=filename,
+                              allow_partial=bool(self.cfg.get(PARTIAL_CHECKPOINT_KEY, False)),
+                              optional=optional, revise_keys=revise_keys,
+                              logger=self.logger.warning)
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
+        return checkpoint
