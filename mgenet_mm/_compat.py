@@ -9,19 +9,24 @@ the xtcocotools wheel usable.
 - :func:`install_drn_stub`: the mmaction2 wheel lacks ``mmaction.models.localizers.drn``.
 - :func:`install_checkpoint_loaders`: mmengine's checkpoint loaders under the project's
   checkpoint trust policy, whose public API is :mod:`mgenet_mm.utils.checkpoint_trust`.
+- :func:`defer_mmdet_for_mmaction`: ``import mmaction.models`` without importing mmdet.
 """
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
+import os
 import os.path as osp
 import sys
 import types
+from typing import Optional, Sequence
 
 import torch
 
 from .utils.checkpoint_trust import load_from_http, load_from_local
 
-__all__ = ['install_drn_stub', 'install_checkpoint_loaders']
+__all__ = ['install_drn_stub', 'install_checkpoint_loaders', 'defer_mmdet_for_mmaction',
+           'MMDET_FOR_MMACTION_ENV']
 
 
 def _mmaction_root() -> str | None:
@@ -102,5 +107,67 @@ def install_checkpoint_loaders() -> bool:
     return True
 
 
+#: Set to 1 to let ``mmaction.models`` import mmdet (and register mmaction's AVA heads).
+MMDET_FOR_MMACTION_ENV = 'MGENET_MMACTION_IMPORTS_MMDET'
+# The mmaction modules whose optional mmdet import is deferred: each wraps it in
+# ``try: ... except ImportError`` and only registers AVA spatio-temporal detection parts.
+_MMDET_OPTIONAL_IN = ('mmaction.models.roi_heads', 'mmaction.models.task_modules')
+
+
+class _DeferMMDetFinder(importlib.abc.MetaPathFinder):
+    """Refuses ``mmdet`` to the optional imports of :data:`_MMDET_OPTIONAL_IN` only."""
+
+    def find_spec(self, fullname: str, path: Optional[Sequence[str]] = None,
+                  target: Optional[types.ModuleType] = None) -> None:
+        if fullname != 'mmdet' and not fullname.startswith('mmdet.'):
+            return None  # not ours: the other finders go on
+        importer = _importing_module()
+        if importer is not None and importer.startswith(_MMDET_OPTIONAL_IN):
+            raise ModuleNotFoundError(
+                f'{fullname} deferred by mgenet_mm for {importer} (its AVA heads are not '
+                f'registered; set {MMDET_FOR_MMACTION_ENV}=1 or import mmdet first to have '
+                'them)', name=fullname)
+        return None
+
+
+def _importing_module() -> Optional[str]:
+    """Name of the module whose code runs the current import statement."""
+    frame = sys._getframe(2)  # skip find_spec and this function
+    while frame is not None:
+        name = frame.f_globals.get('__name__', '')
+        if not name.startswith(('importlib', '_frozen_importlib')):
+            return name
+        frame = frame.f_back
+    return None
+
+
+def defer_mmdet_for_mmaction() -> bool:
+    """Import ``mmaction.models`` without importing mmdet, unless mmdet is wanted.
+
+    ``mmaction.models`` imports mmdet (about a second, with matplotlib and shapely, and some
+    50 MB) only to register mmaction's AVA spatio-temporal detection heads and assigner into
+    mmdet's registries, inside ``try: ... except ImportError``. No config of this project uses
+    them, and a pose-only run (``tools/test.py`` on STG-NF) needs neither mmdet nor mmpose. A
+    finder refuses mmdet to exactly those two optional imports (``mmaction.models.roi_heads``
+    and ``mmaction.models.task_modules``): mmaction then skips the AVA parts, as it does where
+    mmdet is not installed. Any other import of mmdet (pose extraction's detector) is
+    untouched and works as before, before or after.
+
+    Nothing is deferred when mmdet is imported already, when ``mmaction.models`` is, or with
+    the environment variable ``MGENET_MMACTION_IMPORTS_MMDET=1``: then mmaction registers its
+    AVA parts as usual (for a config that uses them).
+
+    Returns:
+        bool: Whether the finder was installed.
+    """
+    if (os.environ.get(MMDET_FOR_MMACTION_ENV, '') not in ('', '0') or 'mmdet' in sys.modules
+            or 'mmaction.models' in sys.modules
+            or any(isinstance(f, _DeferMMDetFinder) for f in sys.meta_path)):
+        return False
+    sys.meta_path.insert(0, _DeferMMDetFinder())
+    return True
+
+
 install_drn_stub()
 install_checkpoint_loaders()
+defer_mmdet_for_mmaction()

@@ -49,8 +49,8 @@ from mmengine.config import DictAction
 
 from mgenet_mm.utils import (UntrustedCheckpointError, add_trust_argument,
                              trust_from_args)
-from mgenet_mm.apis.inference import (Calibration, InferenceError,
-                                      VideoScores, init_model, score_video)
+from mgenet_mm.apis.inference import (Calibration, InferenceError, VideoScores,
+                                      init_model, load_pose_file, score_video)
 from mgenet_mm.apis.pose_extraction import (
     DEFAULT_DET_CHECKPOINT, DEFAULT_DET_CONFIG, DEFAULT_POSE_CHECKPOINT, DEFAULT_POSE_CONFIG,
     POSE_JSON_SUFFIX, PoseExtractor, write_json_atomic)
@@ -103,6 +103,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='override model config settings, key=value pairs')
     add_trust_argument(parser)
     args = parser.parse_args(argv)
+    for option, value in (('--batch-size', args.batch_size), ('--scene-frames', args.scene_frames),
+                          ('--max-frames', args.max_frames)):
+        if value is not None and value < 1:
+            parser.error(f'{option} must be at least 1, got {value}')
     if args.camera:
         args.stream = True
         if not args.video.isdigit():
@@ -178,11 +182,7 @@ def run_offline(args: argparse.Namespace, model, name: str) -> int:
         write_json_atomic(poses, pose_path)
         print(f'poses: {pose_path} ({len(poses)} persons, '
               f'{time.perf_counter() - started:.1f} s)', flush=True)
-    loaded = poses
-    if isinstance(poses, str):
-        import json
-        with open(poses) as f:
-            loaded = json.load(f)
+    loaded = load_pose_file(poses) if isinstance(poses, str) else poses  # errors name it
     if not loaded:
         print(f'no persons found in {args.video}: every frame gets the fill score', flush=True)
     started = time.perf_counter()

@@ -37,11 +37,12 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from ..datasets.collate import build_collate_fn
 from ..datasets.pose_utils import clip_ids, coco17_to_coco18, degenerate_windows
 from ..datasets.transforms.processing import median_scene, resize_image, scene_frame_indices
 from ..evaluation.functional.vad_scores import DEFAULT_SIGMAS, smooth_scores
-from .inference import (Calibration, InferenceError, model_kind, video_pipeline,
-                        window_length)
+from .inference import (Calibration, InferenceError, load_pose_file, model_kind,
+                        video_pipeline, window_length)
 from .pose_extraction import PoseExtractor
 
 __all__ = ['FrameScore', 'StreamStep', 'StreamingScorer', 'stream_video', 'smoothing_radius',
@@ -148,6 +149,8 @@ class StreamingScorer:
                 window_steps.append(step)
         with DefaultScope.overwrite_default_scope('mmaction'):
             self.pipeline = Compose(window_steps)
+        # The test loader's batching (e.g. pose_window_collate, which normalises STG-NF windows)
+        self.collate = build_collate_fn(model.cfg.test_dataloader)
 
         self.num_frames = 0
         self._tracks: Dict[int, _Track] = {}
@@ -257,11 +260,10 @@ class StreamingScorer:
         """Score every cut window (those of one frame form a batch) once the scene is known."""
         if not self._pending or (self.kind == 'mgenet' and self._scene is None):
             return
-        from mmengine.dataset import pseudo_collate
         windows, self._pending = self._pending, []
         for begin in range(0, len(windows), self.batch_size):
             chunk = windows[begin:begin + self.batch_size]
-            batch = pseudo_collate([self.pipeline(self._results(w)) for w in chunk])
+            batch = self.collate([self.pipeline(self._results(w)) for w in chunk])
             samples = self.model.test_step(batch)
             components = {name: np.array([float(s.anomaly_scores[name]) for s in samples])
                           for name in samples[0].anomaly_scores}
@@ -375,14 +377,14 @@ def stream_video(scorer: StreamingScorer,
         StreamStep: One per frame read, then a last one (``frame`` None) with the frames the
         end of the stream makes final.
     """
-    import json
-
     import cv2
     if poses is None and extractor is None:
         raise InferenceError('give poses (a tracked-person JSON) or a PoseExtractor')
     if isinstance(poses, str):
-        with open(poses) as f:
-            poses = json.load(f)
+        poses = load_pose_file(poses)
+    elif poses is not None and not isinstance(poses, Mapping):
+        raise InferenceError(f'poses must be a tracked-person dict or JSON file, got '
+                             f'{type(poses).__name__}')
     by_frame = poses_by_frame(poses) if poses is not None else None
     tracker = extractor.new_tracker() if by_frame is None else None
     capture = cv2.VideoCapture(source)
