@@ -14,7 +14,7 @@ from mmengine.logging import print_log
 
 from mmaction.registry import DATASETS
 from ..fileio import read_clip_list
-from .pose_utils import POSE_FILE_SUFFIXES, clip_ids, clip_name_from_pose_file
+from .pose_utils import POSE_FILE_SUFFIXES, clip_ids, pose_files_in
 from .pose_window_dataset import PoseWindowDataset
 
 LAYOUTS = ('shanghaitech', 'ubnormal', 'own')
@@ -249,6 +249,9 @@ class MGENetWindowDataset(PoseWindowDataset):
     ``pose_dir`` may be a list of folders, pooled (a clip may appear in only one of them).
     :attr:`metainfo` carries the chosen ``clips``: mmengine's evaluator hands it to the metric
     as ``dataset_meta``, and ``VADAUCMetric(use_dataset_clips=True)`` evaluates exactly them.
+    It also carries ``clip_frames`` (clip -> frame count of its video or frame folder) and
+    ``clip_sources`` (clip -> that video or folder): the metric refuses, before inference, a
+    ground-truth mask of another length.
 
     Args:
         pose_dir (str | Sequence[str]): Pose JSON folder(s), relative to ``data_root``.
@@ -366,14 +369,11 @@ class MGENetWindowDataset(PoseWindowDataset):
     def _pose_files(self) -> List[Tuple[str, str]]:
         folders = [self.pose_dir] if isinstance(self.pose_dir, str) else list(self.pose_dir)
         found: Dict[str, str] = {}
-        for folder in map(self._under_root, folders):
+        self._pose_dirs = tuple(map(self._under_root, folders))
+        for folder in self._pose_dirs:
             if not osp.isdir(folder):
                 raise FileNotFoundError(f'pose folder not found: {folder}')
-            for file_name in sorted(os.listdir(folder)):
-                if not file_name.endswith(POSE_FILE_SUFFIXES):
-                    continue
-                clip = clip_name_from_pose_file(file_name)
-                path = osp.join(folder, file_name)
+            for clip, path in pose_files_in(folder):
                 if clip in found:
                     raise ValueError(f'clip {clip} has two pose files: {found[clip]} and {path}')
                 found[clip] = path
@@ -422,7 +422,15 @@ class MGENetWindowDataset(PoseWindowDataset):
         if past_end:
             print_log(f'{type(self).__name__}: skipped {past_end} windows running past the end '
                       'of their video', logger='current', level=logging.WARNING)
+        self._check_has_windows(len(data_list))
         self._metainfo['clips'] = tuple(info['clip_name'] for info in self.clip_infos)
+        # The frame count of every clip, from its video or frame folder: the metric checks that
+        # each ground-truth mask has exactly as many frames before any inference.
+        self._metainfo['clip_frames'] = {info['clip_name']: int(info['total_frames'])
+                                         for info in self.clip_infos}
+        self._metainfo['clip_sources'] = {info['clip_name']: info.get('filename',
+                                                                      info.get('frame_dir'))
+                                          for info in self.clip_infos}
         return data_list
 
     def get_data_info(self, idx: int) -> dict:

@@ -6,8 +6,12 @@ functions, and each is testable on small arrays.
 from __future__ import annotations
 
 import json
+import math
+import os
+import os.path as osp
 import re
-from typing import Dict, Tuple
+from itertools import chain
+from typing import Any, Dict, List, NoReturn, Optional, Tuple
 
 import numpy as np
 
@@ -142,67 +146,213 @@ def clip_ids(clip_name: str) -> Tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+#: Largest person id and frame number a pose file may hold (int32). A day of video at 1,000 fps
+#: has 86,400,000 frames: a larger key is a damaged file, not a frame.
+MAX_POSE_INDEX = 2**31 - 1
+
+#: Endings of compressed files: ``<clip>_alphapose_tracked_person.json.gz`` is not read.
+_COMPRESSED_SUFFIXES = ('.gz', '.bz2', '.xz', '.zst', '.lz4', '.zip', '.7z')
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def pose_files_in(folder: str) -> List[Tuple[str, str]]:
+    """(clip, path) of every pose file of a folder, in sorted file-name order.
+
+    A file that only looks like a pose file (its suffix in another case, ``.JSON``, or
+    compressed, ``.json.gz``) is an error rather than left out: left out, its clip would be
+    scored as a clip with nobody in it. So are two files of one clip
+    (``01_0014_alphapose_tracked_person.json`` and ``01_0014.json``).
+
+    Args:
+        folder (str): An existing folder.
+
+    Returns:
+        list: ``(clip name, file path)`` pairs.
+
+    Raises:
+        ValueError: A misnamed pose file or a clip with two pose files, naming the files.
+    """
+    found: Dict[str, str] = {}
+    for file_name in sorted(os.listdir(folder)):
+        path = osp.join(folder, file_name)
+        if not file_name.endswith(POSE_FILE_SUFFIXES):
+            stem = file_name
+            for suffix in _COMPRESSED_SUFFIXES:
+                if stem.lower().endswith(suffix):
+                    stem = stem[:-len(suffix)]
+                    break
+            if not file_name.startswith('.') and stem.lower().endswith(POSE_FILE_SUFFIXES):
+                raise ValueError(
+                    f'{path}: not read as a pose file: pose file names end in '
+                    f'{" or ".join(POSE_FILE_SUFFIXES)} (lower case, not compressed); rename '
+                    f'or decompress it, or move it out of {folder}')
+            continue
+        clip = clip_name_from_pose_file(file_name)
+        if clip in found:
+            raise ValueError(f'clip {clip} has two pose files: {found[clip]} and {path}; keep '
+                             'one')
+        found[clip] = path
+    return list(found.items())
+
+
+def _parse_index(key: str) -> Optional[int]:
+    """A person id or frame key as a number: ASCII digits only, at most MAX_POSE_INDEX.
+
+    ``int()`` alone would also take ``'-5'``, ``' 5'``, ``'1_000'`` and ``'\u0665'``.
+    """
+    if not (key.isascii() and key.isdigit()):
+        return None
+    number = int(key)
+    return number if number <= MAX_POSE_INDEX else None
+
+
+class _RepeatedKey(ValueError):
+    """A key written twice in one JSON object (``json`` itself keeps the last silently)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object_without_repeats(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return obj
+
+
+def _is_finite_number(value: Any) -> bool:
+    # bool is a subclass of int, and json reads `true` as True: compare the exact type. NaN
+    # and inf fail the comparison; it also holds for ints beyond float64, without overflow.
+    return type(value) in (int, float) and abs(value) <= _FLOAT32_MAX
+
+
+def _bad_value_message(path: str, person_key: str, frame_key: str, index: int,
+                       value: Any) -> str:
+    if type(value) in (int, float):
+        problem = ('is not finite' if isinstance(value, float) and not math.isfinite(value)
+                   else 'is out of float32 range')
+        hint = ('write a finite number (a joint that was not seen: confidence 0), or leave the '
+                'frame out (it then counts as missing)')
+    else:
+        problem = f'is {"null" if value is None else type(value).__name__}, not a number'
+        hint = 'every value is a number: x, y, confidence for each of the 17 joints'
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + '...'
+    return (f'{path}: person {person_key}, frame {frame_key}: keypoint value {index} '
+            f'({shown}) {problem}; {hint}')
+
+
 def read_tracked_pose_json(path: str) -> Dict[int, Tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Read one clip's tracked-person JSON (STG-NF / AlphaPose-tracking layout).
 
-    Layout: ``{person_id: {frame: {"keypoints": [x, y, c] * 17, "scores": s}}}``; frame keys may
-    be zero-padded strings of any width and are read as numbers.
+    Layout: ``{person_id: {frame: {"keypoints": [x, y, c] * 17, "scores": s}}}``. Person ids and
+    frame keys are ASCII digits, possibly zero-padded to any width, read as numbers
+    0 .. :data:`MAX_POSE_INDEX`; keypoint values and the optional ``scores`` are finite numbers
+    (not strings, booleans or null). An empty object ``{}`` is a clip with nobody in it.
 
     Args:
         path (str): The JSON file.
 
     Returns:
         dict: person id -> (frames (n,) int64 sorted, keypoints (n, 17, 3) float32,
-        scores (n,) float32).
+        scores (n,) float32, NaN where a frame has no ``scores``).
 
     Raises:
-        ValueError: Malformed JSON (with line, column and character position), a wrong layout,
-            or a duplicated frame number, always naming the file.
+        ValueError: Malformed JSON (with line, column and character position), a key written
+            twice in one object, a person id or frame key that is not digits or out of range,
+            two keys that are the same number (``"1"`` and ``"01"``), a wrong layout, or a
+            value that is not a finite number, always naming the file (and the keys).
     """
     try:
-        with open(path, 'r') as f:
-            raw = json.load(f)
+        with open(path, 'r', encoding='utf-8') as f:
+            raw = json.load(f, object_pairs_hook=_object_without_repeats)
     except json.JSONDecodeError as error:
         raise ValueError(f'{path}: malformed JSON at line {error.lineno}, column {error.colno} '
                          f'(char {error.pos}): {error.msg}') from None
+    except _RepeatedKey as error:
+        raise ValueError(f'{path}: key {error.key!r} is written twice in one JSON object (a '
+                         'person id or frame listed twice; a JSON reader keeps only the last): '
+                         'write each once') from None
     except UnicodeDecodeError as error:
         raise ValueError(f'{path}: not a UTF-8 JSON file ({error})') from None
     if not isinstance(raw, dict):
         raise ValueError(f'{path}: expected an object {{person_id: {{frame: ...}}}}, '
                          f'got {type(raw).__name__}')
     persons = {}
+    person_keys: Dict[int, str] = {}
     for person_key, track in raw.items():
-        try:
-            person_id = int(person_key)
-        except ValueError:
-            raise ValueError(f'{path}: person id {person_key!r} is not an integer') from None
+        person_id = _parse_index(person_key)
+        if person_id is None:
+            raise ValueError(f'{path}: person id {person_key!r} is not an integer (ids are '
+                             f'digits only, 0 .. {MAX_POSE_INDEX})')
+        if person_id in person_keys:
+            raise ValueError(f'{path}: person ids {person_keys[person_id]!r} and '
+                             f'{person_key!r} are both person {person_id}: give each person '
+                             'one id')
+        person_keys[person_id] = person_key
         if not isinstance(track, dict):
             raise ValueError(f'{path}: person {person_key} is not an object of frames')
-        frames, keypoints, scores = [], [], []
-        for frame_key, entry in track.items():
-            try:
-                frames.append(int(frame_key))
-                values = entry['keypoints']
-                scores.append(float(entry.get('scores', np.nan)))
-            except (ValueError, TypeError, KeyError) as error:
-                raise ValueError(f'{path}: person {person_key}, frame {frame_key!r}: bad entry '
-                                 f'({type(error).__name__}: {error})') from None
-            if not isinstance(values, list) or len(values) != 51:
-                raise ValueError(f'{path}: person {person_key}, frame {frame_key}: expected 51 '
-                                 f'keypoint values (17 x [x, y, c]), got '
-                                 f'{len(values) if isinstance(values, list) else values!r}')
-            keypoints.append(values)
-        frames_np = np.asarray(frames, dtype=np.int64)
-        order = np.argsort(frames_np, kind='stable')
-        frames_np = frames_np[order]
-        if len(frames_np) > 1 and np.any(np.diff(frames_np) == 0):
-            duplicate = frames_np[1:][np.diff(frames_np) == 0][0]
-            raise ValueError(f'{path}: person {person_key} has frame {duplicate} twice')
-        try:
-            keypoints_np = np.asarray(keypoints, dtype=np.float32).reshape(-1, 17, 3)[order]
-        except (ValueError, TypeError) as error:
-            raise ValueError(f'{path}: person {person_key}: non-numeric keypoints '
-                             f'({error})') from None
-        persons[person_id] = (frames_np, keypoints_np,
-                              np.asarray(scores, dtype=np.float32)[order])
+        persons[person_id] = _read_track(path, person_key, track)
     return persons
+
+
+def _read_track(path: str, person_key: str,
+                track: Dict[str, Any]) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One person's ``{frame: entry}`` object as sorted (frames, keypoints, scores) arrays."""
+    frames, keypoints, scores = [], [], []
+    for frame_key, entry in track.items():
+        frame = _parse_index(frame_key)
+        if frame is None:
+            raise ValueError(f'{path}: person {person_key}, frame key {frame_key!r} is not a '
+                             f'frame number (digits only, 0 .. {MAX_POSE_INDEX})')
+        if not isinstance(entry, dict) or 'keypoints' not in entry:
+            raise ValueError(f'{path}: person {person_key}, frame {frame_key}: expected an '
+                             'object {"keypoints": [x, y, c] * 17, "scores": s}, got '
+                             f'{json.dumps(entry)[:80]}')
+        values = entry['keypoints']
+        if not isinstance(values, list) or len(values) != 51:
+            raise ValueError(f'{path}: person {person_key}, frame {frame_key}: expected 51 '
+                             f'keypoint values (17 x [x, y, c]), got '
+                             f'{len(values) if isinstance(values, list) else values!r}')
+        score = entry.get('scores', math.nan)
+        if 'scores' in entry and not _is_finite_number(score):
+            raise ValueError(f'{path}: person {person_key}, frame {frame_key}: "scores" is '
+                             f'{score!r}, not a finite number')
+        frames.append(frame)
+        keypoints.append(values)
+        scores.append(score)
+    # One pass over every value at C speed; the slow search below runs only for a bad file.
+    if not set(map(type, chain.from_iterable(keypoints))) <= {int, float}:
+        _raise_first_bad_value(path, person_key, track)
+    try:
+        # Beyond float32 becomes inf (no warning wanted: it is reported below, by value).
+        with np.errstate(over='ignore'):
+            keypoints_np = np.asarray(keypoints, dtype=np.float32)  # (n, 51)
+    except OverflowError:  # an integer beyond float64
+        _raise_first_bad_value(path, person_key, track)
+    if not np.isfinite(keypoints_np).all():
+        _raise_first_bad_value(path, person_key, track)
+    frames_np = np.asarray(frames, dtype=np.int64)
+    order = np.argsort(frames_np, kind='stable')
+    frames_np = frames_np[order]
+    if len(frames_np) > 1 and np.any(np.diff(frames_np) == 0):
+        duplicate = int(frames_np[1:][np.diff(frames_np) == 0][0])
+        keys = [key for key in track if _parse_index(key) == duplicate]
+        raise ValueError(f'{path}: person {person_key} has frame {duplicate} twice (keys '
+                         f'{keys[0]!r} and {keys[1]!r}): write each frame once')
+    # (n, 51) -> (n, 17, 3): 17 joints of (x, y, confidence)
+    keypoints_np = keypoints_np.reshape(-1, 17, 3)[order]
+    return frames_np, keypoints_np, np.asarray(scores, dtype=np.float32)[order]
+
+
+def _raise_first_bad_value(path: str, person_key: str, track: Dict[str, Any]) -> NoReturn:
+    for frame_key, entry in track.items():
+        for index, value in enumerate(entry['keypoints']):
+            if not _is_finite_number(value):
+                raise ValueError(_bad_value_message(path, person_key, frame_key, index, value))
+    raise AssertionError('no bad keypoint value found')  # unreachable: called on a bad track

@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import logging
-import os
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.dataset import BaseDataset
+from mmengine.dataset.base_dataset import force_full_init
 from mmengine.logging import print_log
 
 from mmaction.registry import DATASETS
-from .pose_utils import (POSE_FILE_SUFFIXES, clip_ids, clip_name_from_pose_file, coco17_to_coco18,
-                         degenerate_windows, read_tracked_pose_json, stgnf_window_starts)
+from .pose_utils import (POSE_FILE_SUFFIXES, clip_ids, coco17_to_coco18, degenerate_windows,
+                         pose_files_in, read_tracked_pose_json, stgnf_window_starts)
 
 
 @DATASETS.register_module()
@@ -34,9 +34,17 @@ class PoseWindowDataset(BaseDataset):
 
     Skipped and counted (logged once, and kept in :attr:`skip_counts`): persons with fewer
     recorded frames than a window, tried windows with more than ``max_missing`` missing frames,
-    frames whose x/y keypoints are not finite (dropped before windowing, so they count as
-    missing), and degenerate windows whose y coordinates do not vary (the official normalisation
-    divides by their standard deviation).
+    and degenerate windows whose y coordinates do not vary (the official normalisation divides
+    by their standard deviation). Errors naming the file: anything
+    :func:`~mgenet_mm.datasets.pose_utils.read_tracked_pose_json` refuses (ids and frame keys
+    are digits, each number once; every keypoint value a finite number), a misnamed pose file
+    (:func:`~mgenet_mm.datasets.pose_utils.pose_files_in`), and a training set
+    (``test_mode=False``) without a single window.
+
+    :attr:`metainfo` carries ``clips`` (every clip with a pose file, windows or not),
+    ``pose_dirs`` and ``seg_len``: mmengine's evaluator hands it to the metric as
+    ``dataset_meta``, and :class:`~mgenet_mm.evaluation.VADAUCMetric` checks its ground truth
+    against them before inference.
 
     Args:
         pose_dir (str): Folder of per-clip pose JSON files (relative to ``data_root`` if given).
@@ -66,6 +74,17 @@ class PoseWindowDataset(BaseDataset):
                  data_root: Optional[str] = None,
                  test_mode: bool = False,
                  **kwargs) -> None:
+        for key, value in (('seg_len', seg_len), ('stride', stride),
+                           ('max_missing', max_missing)):
+            # bool is an int; a string would fail below with a TypeError naming nothing.
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f'{type(self).__name__}: {key} must be an integer, got '
+                                 f'{value!r} ({type(value).__name__})')
+        for key, value in (('clips', clips), ('exclude_clips', exclude_clips)):
+            # A string is a sequence of characters: clips='01_0014' would select nothing.
+            if isinstance(value, str):
+                raise ValueError(f'{type(self).__name__}: {key} must be a list of clip names, '
+                                 f'got the string {value!r} (write [{value!r}])')
         if seg_len < 2 or stride < 1 or not 0 <= max_missing < seg_len:
             raise ValueError(f'bad window settings seg_len={seg_len}, stride={stride}, '
                              f'max_missing={max_missing}')
@@ -77,6 +96,8 @@ class PoseWindowDataset(BaseDataset):
         self.exclude_clips = set(exclude_clips)
         self.video_resolution = tuple(video_resolution)
         self.skip_counts: Dict[str, int] = {}
+        #: The folders the pose files were looked for in (set by ``_pose_files``).
+        self._pose_dirs: Tuple[str, ...] = ()
         # (F, 18, 3) float32 keypoints of every kept recorded frame, tracks back to back.
         self.keypoints = np.zeros((0, 18, 3), dtype=np.float32)
         super().__init__(data_root=data_root or '', pipeline=pipeline, test_mode=test_mode,
@@ -89,33 +110,25 @@ class PoseWindowDataset(BaseDataset):
             pose_dir = osp.join(self.data_root, pose_dir)
         if not osp.isdir(pose_dir):
             raise FileNotFoundError(f'pose folder not found: {pose_dir}')
-        files = []
-        for file_name in sorted(os.listdir(pose_dir)):
-            if not file_name.endswith(POSE_FILE_SUFFIXES):
-                continue
-            clip = clip_name_from_pose_file(file_name)
-            if (self.clips is not None and clip not in self.clips) or clip in self.exclude_clips:
-                continue
-            files.append((clip, osp.join(pose_dir, file_name)))
+        self._pose_dirs = (pose_dir, )
+        files = [(clip, path) for clip, path in pose_files_in(pose_dir)
+                 if (self.clips is None or clip in self.clips) and clip not in self.exclude_clips]
         if not files:
             raise FileNotFoundError(f'no pose files (*{POSE_FILE_SUFFIXES[0]}) in {pose_dir}')
         return files
 
     def load_data_list(self) -> List[dict]:
-        counts = dict(clips=0, persons=0, short_persons=0, nonfinite_frames=0,
-                      windows_missing_frames=0, degenerate_windows=0, windows=0)
+        counts = dict(clips=0, persons=0, short_persons=0, windows_missing_frames=0,
+                      degenerate_windows=0, windows=0)
         keypoint_blocks: List[np.ndarray] = []
         data_list: List[dict] = []
         row_offset = 0
-        for clip, path in self._pose_files():
+        pose_files = self._pose_files()
+        for clip, path in pose_files:
             counts['clips'] += 1
             scene_id, clip_id = clip_ids(clip)
-            for person_id, (frames, keypoints, _) in sorted(read_tracked_pose_json(path).items()):
+            for person_id, (frames, keypoints, _) in sorted(self._read_tracks(path).items()):
                 counts['persons'] += 1
-                finite = np.isfinite(keypoints[..., :2]).all(axis=(1, 2))  # (n,)
-                if not finite.all():
-                    counts['nonfinite_frames'] += int((~finite).sum())
-                    frames, keypoints = frames[finite], keypoints[finite]
                 starts, dropped = stgnf_window_starts(frames, self.seg_len, self.stride,
                                                       self.max_missing)
                 counts['windows_missing_frames'] += dropped
@@ -139,13 +152,45 @@ class PoseWindowDataset(BaseDataset):
         print_log(f'{type(self).__name__} {self.pose_dir}: ' +
                   ', '.join(f'{key} {value}' for key, value in counts.items()),
                   logger='current', level=logging.INFO)
+        self._check_has_windows(len(data_list))
+        # What the metric checks its ground truth against before any inference (mmengine's
+        # evaluator hands metainfo over as its dataset_meta): which clips have a pose file
+        # (a clip with nobody in it has an empty one), where they were looked for, and T.
+        self._metainfo.update(clips=tuple(clip for clip, _ in pose_files),
+                              pose_dirs=tuple(self._pose_dirs), seg_len=self.seg_len)
         return data_list
+
+    def _check_has_windows(self, num_windows: int) -> None:
+        """A training set without windows is an error here, not a ZeroDivisionError in the
+        sampler; a test set without windows is valid (every clip empty)."""
+        if num_windows or self.test_mode:
+            return
+        counts = self.skip_counts
+        raise ValueError(
+            f'{type(self).__name__}: no training windows in {", ".join(self._pose_dirs)}: of '
+            f'{counts["persons"]} persons in {counts["clips"]} clips, {counts["short_persons"]} '
+            f'have fewer recorded frames than a window (seg_len={self.seg_len}), '
+            f'{counts["windows_missing_frames"]} windows have more than '
+            f'max_missing={self.max_missing} missing frames, {counts["degenerate_windows"]} '
+            'have no vertical spread' + (f', {counts["windows_past_video_end"]} run past the '
+                                         'end of their video'
+                                         if counts.get('windows_past_video_end') else '') +
+            '; use a smaller seg_len or check the pose files')
+
+    def _read_tracks(self, path: str) -> Dict[int, Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """One clip's tracks: person id -> (frames (n,), COCO-17 keypoints (n, 17, 3), scores
+        (n,)). Subclasses read other pose layouts here (e.g. per-person CSV trajectories)."""
+        return read_tracked_pose_json(path)
 
     def _degenerate(self, track: np.ndarray, starts: np.ndarray) -> np.ndarray:
         return degenerate_windows(track, starts, self.seg_len, self.video_resolution)
 
+    @force_full_init
     def get_data_info(self, idx: int) -> dict:
-        info = dict(super().get_data_info(idx))
+        # A shallow copy: every value is a str or an int (BaseDataset's deep copy of the same
+        # dict took longer than the rest of a test window's loading).
+        info = dict(self.data_list[idx])
+        info['sample_idx'] = idx if idx >= 0 else len(self) + idx  # as BaseDataset sets it
         row = info['row']
         info['keypoint'] = self.keypoints[row:row + self.seg_len].copy()  # (T, 18, 3)
         return info

@@ -74,6 +74,13 @@ def _write_pose(folder: Path, clip: str, persons: Dict[int, Dict]) -> None:
         json.dumps({str(pid): track for pid, track in persons.items()}))
 
 
+def _write_mask(path: Path, mask: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'wb') as f:  # np.save(str) would append .npy to a _tracks.txt name
+        np.save(f, mask)
+    return path
+
+
 def _shanghaitech(root: Path, num_frames: int = 20) -> Path:
     """training/videos/01_001.avi, testing/frames/01_0014/, poses of two persons each."""
     frames = _frames(num_frames)
@@ -208,6 +215,47 @@ def _ubnormal_names():
     return names
 
 
+@pytest.mark.parametrize('mask_frames', [25, 15, 5020])
+def test_gt_mask_of_another_length_than_the_clip_is_an_error(tmp_path: Path,
+                                                             mask_frames: int) -> None:
+    root = _shanghaitech(tmp_path)  # testing/frames/01_0014 holds 20 frames
+    mask = _write_mask(root / 'gt' / '01_0014.npy', (np.arange(mask_frames) > 12).astype(np.uint8))
+    test = MGENetWindowDataset('pose/test', layout='shanghaitech', data_root=str(root),
+                               frame_dir='testing/frames', seg_len=T, test_mode=True)
+    assert test.metainfo['clip_frames'] == {'01_0014': 20}
+    metric = METRICS.build(dict(type='VADAUCMetric', gt_dir=str(root / 'gt'), seg_len=T))
+    # The evaluator hands dataset.metainfo over when the loop is built, before inference; the
+    # extra frames of a longer mask would otherwise count as normal frames nobody is in.
+    with pytest.raises(ValueError, match=f'clip 01_0014: ground-truth mask .* has {mask_frames} '
+                       'frames, but .*01_0014 has 20') as error:
+        metric.dataset_meta = test.metainfo
+    assert str(mask) in str(error.value)
+    _write_mask(mask, (np.arange(20) > 12).astype(np.uint8))
+    metric.dataset_meta = test.metainfo  # the right length passes
+
+
+def test_metric_window_length_must_be_the_datasets(tmp_path: Path) -> None:
+    root = _shanghaitech(tmp_path)
+    _write_mask(root / 'gt' / '01_0014.npy', np.zeros(20, dtype=np.uint8))
+    test = MGENetWindowDataset('pose/test', layout='shanghaitech', data_root=str(root),
+                               frame_dir='testing/frames', seg_len=T, test_mode=True)
+    metric = METRICS.build(dict(type='VADAUCMetric', gt_dir=str(root / 'gt'), seg_len=T + 1))
+    with pytest.raises(ValueError, match=f'seg_len={T + 1} but the dataset cuts windows of '
+                       f'seg_len={T}'):
+        metric.dataset_meta = test.metainfo
+
+
+def test_training_set_whose_windows_all_run_past_the_video_is_an_error(tmp_path: Path) -> None:
+    frames = _frames(10)
+    _write_video(tmp_path / 'videos' / '01_001.avi', frames)
+    # 2 windows, frames 4..11 and 5..12: past the last frame (9), within max_frame_overrun
+    _write_pose(tmp_path / 'pose', '01_001', {1: _person(range(4, 14))})
+    with pytest.raises(ValueError, match=r'no training windows in .*pose.*, 2 run past the end '
+                       'of their video'):
+        MGENetWindowDataset('pose', layout='shanghaitech', data_root=str(tmp_path),
+                            video_dir='videos', seg_len=T, stride=1)
+
+
 def test_split_clips_partitions_deterministically(tmp_path: Path) -> None:
     names = _ubnormal_names()
     groups = dict(A=[1, 3], B=[4], C=[11], D=[21])
@@ -247,6 +295,7 @@ def test_dataset_scene_selection_and_split(tmp_path: Path) -> None:
         scene = name.split('_scene_')[1].split('_')[0]
         _write_video(tmp_path / f'Scene{scene}' / f'{name}.mp4', frames, 'mp4v')
         _write_pose(tmp_path / 'pose' / folders[i % 3], name, {1: _person(range(10))})
+        _write_mask(tmp_path / 'gt' / f'{name}.npy', np.zeros(10, dtype=np.uint8))
     pose_dirs = [f'pose/{f}' for f in folders]
     only_11 = MGENetWindowDataset(pose_dirs, layout='ubnormal', data_root=str(tmp_path),
                                   video_dir='', seg_len=T, scenes=[11])
@@ -259,7 +308,8 @@ def test_dataset_scene_selection_and_split(tmp_path: Path) -> None:
                                       video_dir='', seg_len=T, split=options)
         subsets[subset] = set(dataset.metainfo['clips'])
         # The metric evaluates the chosen clips, read from the metainfo (no list file).
-        metric = METRICS.build(dict(type='VADAUCMetric', gt_dir='unused', use_dataset_clips=True))
+        metric = METRICS.build(dict(type='VADAUCMetric', gt_dir=str(tmp_path / 'gt'), seg_len=T,
+                                    use_dataset_clips=True))
         metric.dataset_meta = dataset.metainfo
         assert metric._dataset_clips() == sorted(subsets[subset])
     assert not list(tmp_path.rglob('*clips*.txt'))
@@ -361,6 +411,8 @@ def test_table4_scene_split_configs_build(tmp_path: Path) -> None:
         _write_video(tmp_path / f'Scene{scene}' / f'{name}.mp4', frames, 'mp4v')
         folder = ('train', 'validation', 'test')[i % 3]
         _write_pose(tmp_path / 'pose' / folder, name, {1: _person(range(10))})
+        # UBnormal masks as STG-NF ships them: numpy arrays named .txt, 1 = normal
+        _write_mask(tmp_path / 'gt' / f'{name}_tracks.txt', np.ones(10, dtype=np.uint8))
     moved = tmp_path / 'scene_split' / 'running_jumping_only.txt'
     moved.parent.mkdir()
     moved.write_text('abnormal_scene_1_scenario_1\nabnormal_scene_4_scenario_1\n')
@@ -376,7 +428,8 @@ def test_table4_scene_split_configs_build(tmp_path: Path) -> None:
             chosen[setting, subset] = set(dataset.metainfo['clips'])
             if subset != 'train':
                 # what the runner does: the evaluator hands dataset.metainfo to the metric
-                metric = METRICS.build(cfg[f'{subset}_evaluator'])
+                metric = METRICS.build(dict(cfg[f'{subset}_evaluator'], seg_len=T,
+                                            gt_dir=str(tmp_path / 'gt')))
                 metric.dataset_meta = dataset.metainfo
                 assert sorted(chosen[setting, subset]) == metric._dataset_clips()
     # scene 7 is in no group; scene 4 (group B under the guessed grouping) only in abcd and bcd

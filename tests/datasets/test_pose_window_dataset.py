@@ -7,8 +7,9 @@ import pytest
 from mmengine.registry import init_default_scope
 
 from mgenet_mm.datasets import PoseWindowDataset
-from mgenet_mm.datasets.pose_utils import (clip_ids, clip_name_from_pose_file, coco17_to_coco18,
-                                           stgnf_window_starts)
+from mgenet_mm.datasets.pose_utils import (MAX_POSE_INDEX, clip_ids, clip_name_from_pose_file,
+                                           coco17_to_coco18, pose_files_in,
+                                           read_tracked_pose_json, stgnf_window_starts)
 from mgenet_mm.datasets.transforms import NormalizePoseWindow, RandomFlipPoseWindow
 
 init_default_scope('mmaction')
@@ -95,22 +96,20 @@ def test_frames_read_as_numbers(tmp_path: Path) -> None:
 
 def test_skips_are_counted(tmp_path: Path) -> None:
     gapped = [f for f in range(1, 41) if f not in (10, 11, 12)]
-    nan_track = _track(range(1, 31), seed=2)
-    nan_track['5']['keypoints'][0] = float('nan')
+    gap_track = _track([f for f in range(1, 31) if f != 5], seed=2)
     flat = _track(range(1, 21), seed=3, jitter=0.0)
     for entry in flat.values():  # every y equal: no vertical spread
         entry['keypoints'][1::3] = [200.0] * 17
     _write(tmp_path, 'clip', {'1': _track(range(1, 5)), '2': _track(gapped, seed=1),
-                              '3': nan_track, '4': flat})
+                              '3': gap_track, '4': flat})
     _write(tmp_path, 'empty', {})
     dataset = PoseWindowDataset(str(tmp_path), seg_len=8, test_mode=True,
                                 pipeline=[dict(type='NormalizePoseWindow')])
     counts = dataset.skip_counts
     assert counts['clips'] == 2 and counts['persons'] == 4
     assert counts['short_persons'] == 1
-    assert counts['nonfinite_frames'] == 1
     assert counts['degenerate_windows'] == 12  # ceil((20 - 8) / 1) windows of the flat person
-    # person 2: 37 rows, 29 tried; person 3 (frame 5 dropped): 29 rows, 21 tried.
+    # person 2: 37 rows, 29 tried; person 3 (no frame 5): 29 rows, 21 tried.
     kept = {pid: sum(1 for d in dataset.data_list if d['person_id'] == pid) for pid in (2, 3)}
     assert counts['windows_missing_frames'] == (29 - kept[2]) + (21 - kept[3]) > 0
     assert counts['windows'] == len(dataset) == kept[2] + kept[3]
@@ -123,7 +122,7 @@ def test_skips_are_counted(tmp_path: Path) -> None:
     ('[1, 2]', 'expected an object'),
     ('{"1": {"001": {"keypoints": [1, 2, 3], "scores": 1}}}', 'expected 51 keypoint values'),
     ('{"a": {}}', "person id 'a' is not an integer"),
-    ('{"1": {"x1": {"keypoints": []}}}', "frame 'x1': bad entry"),
+    ('{"1": {"x1": {"keypoints": []}}}', "frame key 'x1' is not a frame number"),
 ])
 def test_bad_json_names_file_and_problem(tmp_path: Path, text: str, match: str) -> None:
     path = tmp_path / 'bad_alphapose_tracked_person.json'
@@ -137,8 +136,155 @@ def test_duplicate_frame_is_an_error(tmp_path: Path) -> None:
     track = _track(range(1, 20))
     track['0005'] = track['5']
     _write(tmp_path, 'dup', {'1': track})
-    with pytest.raises(ValueError, match='has frame 5 twice'):
+    with pytest.raises(ValueError, match="has frame 5 twice \\(keys '5' and '0005'\\)"):
         PoseWindowDataset(str(tmp_path), seg_len=8, test_mode=True)
+
+
+def _entry_text(values=None, scores='0.8') -> str:
+    values = ', '.join(['1.5'] * 51) if values is None else values
+    return f'{{"keypoints": [{values}], "scores": {scores}}}'
+
+
+def test_person_ids_of_one_number_are_an_error(tmp_path: Path) -> None:
+    # '1' and '01' are both person 1: read as numbers, the second would replace the first.
+    path = _write(tmp_path, 'clip', {'1': _track(range(1, 20)), '01': _track(range(1, 20), 1)})
+    with pytest.raises(ValueError, match="person ids '1' and '01' are both person 1") as error:
+        PoseWindowDataset(str(tmp_path), seg_len=8, test_mode=True)
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize('text, key', [
+    ('{"1": {"001": ENTRY}, "1": {"002": ENTRY}}', '1'),  # a person twice
+    ('{"1": {"001": ENTRY, "001": ENTRY}}', '001'),  # a frame twice
+])
+def test_key_repeated_in_the_json_text_is_an_error(tmp_path: Path, text: str, key: str) -> None:
+    path = tmp_path / 'clip_alphapose_tracked_person.json'
+    path.write_text(text.replace('ENTRY', _entry_text()))
+    # json.load alone keeps the last one silently.
+    assert len(json.loads(path.read_text())) == 1
+    with pytest.raises(ValueError, match=f"key '{key}' is written twice in one JSON object"):
+        read_tracked_pose_json(str(path))
+
+
+@pytest.mark.parametrize('frame_key', ['1_000', '-5', '+5', ' 5', '5 ', '', '\u0665', '1e3',
+                                       '99999999999999999999', str(MAX_POSE_INDEX + 1)])
+def test_frame_keys_are_digits_in_range(tmp_path: Path, frame_key: str) -> None:
+    path = tmp_path / 'clip_alphapose_tracked_person.json'
+    path.write_text(json.dumps({'1': {frame_key: json.loads(_entry_text())}}))
+    with pytest.raises(ValueError, match='is not a frame number') as error:
+        read_tracked_pose_json(str(path))
+    assert str(path) in str(error.value) and repr(frame_key) in str(error.value)
+
+
+def test_frame_keys_read_at_the_ends_of_the_range(tmp_path: Path) -> None:
+    path = tmp_path / 'clip_alphapose_tracked_person.json'
+    entry = json.loads(_entry_text())
+    path.write_text(json.dumps({'0007': {'0': entry, str(MAX_POSE_INDEX): entry, '00012': entry}}))
+    frames, keypoints, scores = read_tracked_pose_json(str(path))[7]
+    np.testing.assert_array_equal(frames, [0, 12, MAX_POSE_INDEX])
+    assert keypoints.shape == (3, 17, 3) and (keypoints == 1.5).all()
+    np.testing.assert_allclose(scores, 0.8)
+
+
+@pytest.mark.parametrize('value, match', [
+    ('true', 'is bool, not a number'),  # json reads it as True, which numpy takes as 1.0
+    ('"1.0"', 'is str, not a number'),  # numpy would convert the string
+    ('null', 'is null, not a number'),
+    ('[1.0]', 'is list, not a number'),
+    ('NaN', 'is not finite'),
+    ('-Infinity', 'is not finite'),
+    ('1e39', 'is out of float32 range'),
+    ('1' + '0' * 400, 'is out of float32 range'),
+])
+def test_keypoint_values_are_finite_numbers(tmp_path: Path, value: str, match: str) -> None:
+    path = tmp_path / 'clip_alphapose_tracked_person.json'
+    values = ', '.join(['1.5'] * 7 + [value] + ['1.5'] * 43)
+    path.write_text(f'{{"3": {{"0010": {_entry_text()}, "0011": {_entry_text(values)}}}}}')
+    with pytest.raises(ValueError, match=f'person 3, frame 0011: keypoint value 7 .*{match}'):
+        read_tracked_pose_json(str(path))
+
+
+@pytest.mark.parametrize('scores', ['"0.8"', 'true', 'null', 'NaN'])
+def test_scores_are_finite_numbers(tmp_path: Path, scores: str) -> None:
+    path = tmp_path / 'clip_alphapose_tracked_person.json'
+    path.write_text(f'{{"3": {{"0010": {_entry_text(scores=scores)}}}}}')
+    with pytest.raises(ValueError, match='frame 0010: "scores" is .*not a finite number'):
+        read_tracked_pose_json(str(path))
+
+
+def test_integer_keypoints_and_absent_scores_are_read(tmp_path: Path) -> None:
+    path = tmp_path / 'clip_alphapose_tracked_person.json'
+    path.write_text('{"2": {"4": {"keypoints": [%s]}}}' % ', '.join(map(str, range(51))))
+    frames, keypoints, scores = read_tracked_pose_json(str(path))[2]
+    np.testing.assert_array_equal(keypoints.reshape(-1), np.arange(51))
+    assert frames.tolist() == [4] and np.isnan(scores).all()
+
+
+@pytest.mark.parametrize('name', ['clip_alphapose_tracked_person.JSON',
+                                  'clip_alphapose_tracked_person.json.gz', 'clip.Json',
+                                  'clip.json.zip'])
+def test_misnamed_pose_file_is_an_error(tmp_path: Path, name: str) -> None:
+    _write(tmp_path, 'other', {'1': _track(range(1, 20))})
+    (tmp_path / name).write_bytes(b'{}')
+    # Left out, its clip would be scored as a clip with nobody in it.
+    with pytest.raises(ValueError, match='not read as a pose file') as error:
+        PoseWindowDataset(str(tmp_path), seg_len=8, test_mode=True)
+    assert str(tmp_path / name) in str(error.value)
+    with pytest.raises(ValueError, match='not read as a pose file'):
+        pose_files_in(str(tmp_path))
+
+
+def test_two_pose_files_of_one_clip_are_an_error(tmp_path: Path) -> None:
+    _write(tmp_path, 'clip', {'1': _track(range(1, 20))})
+    (tmp_path / 'clip.json').write_text('{}')
+    with pytest.raises(ValueError, match='clip clip has two pose files'):
+        PoseWindowDataset(str(tmp_path), seg_len=8, test_mode=True)
+
+
+def test_pose_files_in_lists_clips_in_file_order(tmp_path: Path) -> None:
+    for name in ('b_tracked_person.json', 'a_alphapose_tracked_person.json', 'c.json',
+                 'notes.txt', '.a_alphapose_tracked_person.json.1a2b3c4d.tmp'):
+        (tmp_path / name).write_text('{}')
+    assert pose_files_in(str(tmp_path)) == [
+        ('a', str(tmp_path / 'a_alphapose_tracked_person.json')),
+        ('b', str(tmp_path / 'b_tracked_person.json')), ('c', str(tmp_path / 'c.json'))]
+
+
+def test_training_set_without_windows_is_an_error(tmp_path: Path) -> None:
+    _write(tmp_path, 'clip', {'1': _track(range(1, 10)), '2': _track(range(1, 12), seed=1)})
+    _write(tmp_path, 'empty', {})
+    # Without windows, mmengine's sampler fails with ZeroDivisionError naming nothing.
+    with pytest.raises(ValueError, match=r'no training windows in .*: of 2 persons in 2 clips, '
+                       r'2 have fewer recorded frames than a window \(seg_len=24\)') as error:
+        PoseWindowDataset(str(tmp_path), seg_len=24)
+    assert str(tmp_path) in str(error.value)
+    # A test set without windows is valid: every clip is scored as empty.
+    assert len(PoseWindowDataset(str(tmp_path), seg_len=24, test_mode=True)) == 0
+    assert len(PoseWindowDataset(str(tmp_path), seg_len=8)) > 0
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(seg_len='abc'), "seg_len must be an integer, got 'abc'"),
+    (dict(stride=1.5), 'stride must be an integer, got 1.5'),
+    (dict(max_missing=True), 'max_missing must be an integer, got True'),
+    (dict(exclude_clips='01_0014'), "exclude_clips must be a list of clip names, got the string"),
+    (dict(clips='01_0014'), "clips must be a list of clip names, got the string"),
+])
+def test_bad_settings_name_the_key(tmp_path: Path, kwargs: dict, match: str) -> None:
+    _write(tmp_path, 'clip', {'1': _track(range(1, 40))})
+    with pytest.raises(ValueError, match=match):
+        PoseWindowDataset(str(tmp_path), test_mode=True, **kwargs)
+
+
+def test_metainfo_names_every_clip_with_a_pose_file(tmp_path: Path) -> None:
+    _write(tmp_path, 'clip', {'1': _track(range(1, 40))})
+    _write(tmp_path, 'empty', {})  # a clip with nobody in it: no windows, still a clip
+    _write(tmp_path, 'left_out', {})
+    dataset = PoseWindowDataset(str(tmp_path), seg_len=8, exclude_clips=['left_out'],
+                                test_mode=True)
+    assert dataset.metainfo['clips'] == ('clip', 'empty')
+    assert dataset.metainfo['pose_dirs'] == (str(tmp_path), )
+    assert dataset.metainfo['seg_len'] == 8
 
 
 def test_missing_folder(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import os.path as osp
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -13,17 +12,15 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 
 from mmaction.registry import METRICS
-from ...datasets.pose_utils import POSE_FILE_SUFFIXES, clip_name_from_pose_file
+from ...datasets.pose_utils import pose_files_in
 from ...fileio import atomic_write_bytes, read_clip_list
 from ..functional import (DEFAULT_SIGMAS, component_ranges, compute_vad_aucs, kind_aucs,
-                          load_shanghaitech_gt, load_ubnormal_gt, missing_components, mix_scores,
-                          windows_to_frame_scores)
-
-GT_FORMATS = {
-    # name: (file suffix, loader returning 1 = abnormal)
-    'shanghaitech': ('.npy', load_shanghaitech_gt),
-    'ubnormal': ('_tracks.txt', load_ubnormal_gt),
-}
+                          missing_components, mix_scores, windows_to_frame_scores)
+from ..functional.frame_selection import load_frame_selection, select_frames
+# name -> GTFormat (file naming, loader returning 1 = abnormal): functional/gt_formats.py
+from ..functional.gt_formats import GT_FORMATS, gt_file, list_gt_clips
+from .vad_metric_checks import (check_gt_lengths, check_gt_pose_pairing, check_metric_arguments,
+                                check_seg_len)
 
 
 def _to_float(value: Any) -> float:
@@ -65,10 +62,20 @@ class VADAUCMetric(BaseMetric):
     of each component alone (keys ``<component>/<clip>``), so that intervals can be computed per
     component afterwards (:func:`~mgenet_mm.evaluation.functional.clip_bootstrap_aucs`).
 
+    Checked before any inference (:mod:`~mgenet_mm.evaluation.metrics.vad_metric_checks`): the
+    argument types, when the evaluator is built; and, when the evaluator hands the dataset's
+    metainfo over as :attr:`dataset_meta`, that every evaluated clip has a pose file (an empty
+    ``{}`` one for a clip with nobody in it) and every pose file a mask, that ``seg_len`` is the
+    dataset's and, where the dataset read the clip's video or frame folder, that every mask has
+    exactly its frame count. Outside a runner, set ``metric.dataset_meta = dataset.metainfo``.
+
     Args:
         gt_dir (str): Folder of per-clip ground-truth masks.
-        gt_format (str): ``'shanghaitech'`` (``<clip>.npy``, 1 = abnormal) or ``'ubnormal'``
-            (``<clip>_tracks.txt``, numpy arrays with 1 = normal, as the STG-NF code ships them).
+        gt_format (str): ``'shanghaitech'`` (``<clip>.npy``, 1 = abnormal), ``'ubnormal'``
+            (``<clip>_tracks.txt``, numpy arrays with 1 = normal, as the STG-NF code ships them),
+            ``'avenue'`` (CUHK Avenue ``<n>_label.mat`` pixel masks) or
+            ``'shanghaitech_by_camera'`` (``<camera>/<clip>.npy``, MPED-RNN/TrajREC); see
+            :mod:`~mgenet_mm.evaluation.functional.gt_formats`.
         seg_len (int): Window length T; a window starting at s scores frame s + T // 2.
         clips (Sequence[str] | str, optional): The clips to evaluate: names, a text file with one
             name per line (blank and ``#`` lines skipped), or a folder of per-clip pose files
@@ -93,6 +100,10 @@ class VADAUCMetric(BaseMetric):
             benchmark's ``gt/test_frame_events``: adds the same AUCs per event type.
         event_names (dict, optional): Event code -> name, e.g. ``{5: 'appearance/carry_box'}``.
             Default: ``<event_dir>/names.json``, a JSON object of code (string) -> name.
+        frame_selection (dict, optional): Evaluate only some frames of some clips (HR-Avenue,
+            HR-UBnormal): ``dict(runs={clip: [[keep, count], ...]})`` or ``dict(dir=folder of
+            <clip>.npy boolean masks)``; dropped frames leave scores and GT before smoothing
+            (:mod:`~mgenet_mm.evaluation.functional.frame_selection`).
         out_dir (str, optional): Where the result files go (default: the run's log folder).
         collect_device (str): Device for gathering results across ranks.
         prefix (str, optional): Metric name prefix; default ``vad``.
@@ -114,9 +125,17 @@ class VADAUCMetric(BaseMetric):
                  kind_names: Optional[Dict[int, str]] = None,
                  event_dir: Optional[str] = None,
                  event_names: Optional[Dict[int, str]] = None,
+                 frame_selection: Optional[dict] = None,
                  out_dir: Optional[str] = None,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
+        # A value of the wrong type (``--cfg-options test_evaluator.seg_len=abc``) fails here,
+        # when the evaluator is built, naming the key, not after the whole inference.
+        check_metric_arguments(dict(
+            gt_dir=gt_dir, gt_format=gt_format, seg_len=seg_len, clips=clips,
+            use_dataset_clips=use_dataset_clips, exclude_clips=exclude_clips,
+            score_weights=score_weights, normalize=normalize, sigmas=sigmas, kind_dir=kind_dir,
+            kind_names=kind_names, event_dir=event_dir, out_dir=out_dir, prefix=prefix))
         super().__init__(collect_device=collect_device, prefix=prefix)
         if gt_format not in GT_FORMATS:
             raise ValueError(f'gt_format must be one of {sorted(GT_FORMATS)}, got {gt_format!r}')
@@ -137,6 +156,7 @@ class VADAUCMetric(BaseMetric):
         self.event_dir = event_dir
         self.event_names = (None if event_names is None else
                             self._check_event_names(event_names, 'event_names'))
+        self.frame_selection = None if frame_selection is None else dict(frame_selection)
         self.out_dir = out_dir
         self._missing_components: List[str] = []
 
@@ -163,17 +183,51 @@ class VADAUCMetric(BaseMetric):
                              'metric.dataset_meta = dataset.metainfo')
         return sorted(set(clips))
 
+    @property
+    def dataset_meta(self) -> Optional[dict]:
+        """The dataset's metainfo, as mmengine's evaluator hands it over."""
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: Optional[dict]) -> None:
+        # The evaluator sets it when the val/test loop is built, before any inference: the
+        # moment to check that the dataset and the ground truth describe the same clips.
+        self._dataset_meta = dataset_meta
+        if dataset_meta and dataset_meta.get('clips') is not None:
+            self._check_dataset(dataset_meta)
+
+    def _check_dataset(self, meta: dict) -> None:
+        """Clips, window length and (where the dataset knows it) frame counts agree with the GT.
+
+        ``meta`` is a dataset's metainfo: ``clips`` (every clip with a pose file), ``pose_dirs``,
+        ``seg_len`` (:class:`~mgenet_mm.datasets.PoseWindowDataset`), ``clip_frames`` and
+        ``clip_sources`` (:class:`~mgenet_mm.datasets.MGENetWindowDataset`).
+        """
+        check_seg_len(self.seg_len, meta.get('seg_len'))
+        files = self._gt_files()
+        check_gt_pose_pairing(files, meta['clips'], meta.get('pose_dirs', ()),
+                              self.exclude_clips, self.gt_dir)
+        if meta.get('clip_frames'):
+            loader = GT_FORMATS[self.gt_format].loader
+            check_gt_lengths({name: len(loader(path)) for name, path in files.items()}, files,
+                             meta['clip_frames'], meta.get('clip_sources'))
+
     def _load_gt(self) -> 'OrderedDict[str, np.ndarray]':
-        suffix, loader = GT_FORMATS[self.gt_format]
+        loader = GT_FORMATS[self.gt_format].loader
+        return OrderedDict((name, loader(path)) for name, path in self._gt_files().items())
+
+    def _gt_files(self) -> 'OrderedDict[str, str]':
+        """Evaluated clip -> its GT file, in sorted clip order; each file exists."""
+        gt_format = GT_FORMATS[self.gt_format]
+        suffix = gt_format.suffix
         if not osp.isdir(self.gt_dir):
             raise FileNotFoundError(f'ground-truth folder not found: {self.gt_dir}')
         if self.use_dataset_clips:
             names = self._dataset_clips()
         elif self.clips is None:
-            names = sorted(f[:-len(suffix)] for f in os.listdir(self.gt_dir) if f.endswith(suffix))
+            names = list_gt_clips(gt_format, self.gt_dir)
         elif isinstance(self.clips, str) and osp.isdir(self.clips):
-            names = sorted(clip_name_from_pose_file(f) for f in os.listdir(self.clips)
-                           if f.endswith(POSE_FILE_SUFFIXES))
+            names = sorted(clip for clip, _ in pose_files_in(self.clips))
         elif isinstance(self.clips, str):
             names = sorted(set(read_clip_list(self.clips)))
         else:
@@ -182,13 +236,13 @@ class VADAUCMetric(BaseMetric):
         if not names:
             raise FileNotFoundError(f'no ground-truth masks (*{suffix}) to evaluate in '
                                     f'{self.gt_dir}')
-        gt = OrderedDict()
+        files = OrderedDict()
         for name in names:
-            path = osp.join(self.gt_dir, name + suffix)
+            path = gt_file(gt_format, self.gt_dir, name)
             if not osp.isfile(path):
                 raise FileNotFoundError(f'clip {name}: ground-truth mask {path} not found')
-            gt[name] = loader(path)
-        return gt
+            files[name] = path
+        return files
 
     @staticmethod
     def _load_frame_codes(folder: str, what: str,
@@ -279,6 +333,17 @@ class VADAUCMetric(BaseMetric):
             self._missing_components = missing
         return mixed
 
+    def _frame_selection(self, lengths: Dict[str, int]) -> Dict[str, np.ndarray]:
+        """Clip -> bool mask of the frames evaluated, from ``frame_selection`` (none: {})."""
+        if self.frame_selection is None:
+            return {}
+        selection, counts = load_frame_selection(self.frame_selection, lengths)
+        print_log('VADAUCMetric frame selection' +
+                  (f' ({self.frame_selection["source"]})' if 'source' in self.frame_selection
+                   else '') + ': ' + ', '.join(f'{k} {v}' for k, v in counts.items()),
+                  logger='current')
+        return selection
+
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         gt = self._load_gt()
         known = set(gt)
@@ -298,11 +363,14 @@ class VADAUCMetric(BaseMetric):
         scores = {c: np.array([r['scores'][c] for r in kept], dtype=np.float64)
                   for c in components}
         lengths = {name: len(mask) for name, mask in gt.items()}
+        selection = self._frame_selection(lengths)  # clip -> kept frames (HR subsets)
+        gt_kept = select_frames(gt, selection)
 
         def evaluate(anomaly: np.ndarray) -> Dict[str, Any]:
             frames = windows_to_frame_scores(-anomaly, person_start, lengths, self.seg_len,
                                              clip_names=names)
-            return compute_vad_aucs(frames, gt, sigmas=self.sigmas)
+            # Dropped frames leave before smoothing, as in the peers' HR evaluations.
+            return compute_vad_aucs(select_frames(frames, selection), gt_kept, sigmas=self.sigmas)
 
         # Labels first: a bad file fails before any scoring.
         labelled = []  # (per-frame codes by clip, code -> name): kinds, then events
@@ -312,6 +380,8 @@ class VADAUCMetric(BaseMetric):
         if self.event_dir:
             events, event_names = self._load_events(gt)
             labelled.append((events, event_names))
+        labelled = [(select_frames(codes, selection), code_names)
+                    for codes, code_names in labelled]
 
         final = evaluate(self._mix(scores)) if kept else evaluate(np.zeros(0))
         metrics: Dict[str, float] = OrderedDict(

@@ -1,14 +1,24 @@
 """VADAUCMetric: reference AUC from reference window scores, result files, mixing, bad input."""
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Tuple
 
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
+from mmengine.evaluator import Evaluator
 
+from mgenet_mm.datasets import PoseWindowDataset
 from mgenet_mm.evaluation.functional import min_max
 from mgenet_mm.evaluation.metrics import VADAUCMetric
 from mgenet_mm.fileio import atomic_write_bytes
+from mmaction.registry import METRICS
+from tests.conftest import REPO
 
 
 def _samples(reference, component='nll', values=None):
@@ -88,7 +98,7 @@ def test_bad_input(reference, fixtures_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match='ground-truth folder not found'):
         VADAUCMetric(gt_dir=str(tmp_path / 'none')).compute_metrics([])
     with pytest.raises(ValueError, match='gt_format'):
-        VADAUCMetric(gt_dir=gt_dir, gt_format='avenue')
+        VADAUCMetric(gt_dir=gt_dir, gt_format='ucsd_ped2')  # not a known format
     with pytest.raises(FileNotFoundError, match='clip list not found'):
         VADAUCMetric(gt_dir=gt_dir, clips=str(tmp_path / 'list.txt')).compute_metrics([])
 
@@ -172,3 +182,118 @@ def test_metric_reports_kinds(reference, fixtures_dir: Path, tmp_path: Path) -> 
     np.save(kind_dir / '01_0014.npy', np.zeros(265, dtype=np.int64))
     with pytest.raises(ValueError, match='01_0014: kinds .* disagree'):
         metric.compute_metrics(metric.results)
+
+
+# ---------------------------------------------------------------------- GT against the dataset
+def _fixture_copy(fixtures_dir: Path, tmp_path: Path) -> Tuple[Path, Path]:
+    """The STG-NF fixture's test poses and GT masks, in folders a test may change."""
+    root = fixtures_dir / 'stgnf_reference'
+    pose_dir, gt_dir = tmp_path / 'pose', tmp_path / 'gt'
+    shutil.copytree(root / 'pose' / 'test', pose_dir)
+    shutil.copytree(root / 'gt' / 'test_frame_mask', gt_dir)
+    return pose_dir, gt_dir
+
+
+def _evaluator(gt_dir: Path, **kwargs) -> Evaluator:
+    return Evaluator([METRICS.build(dict(type='VADAUCMetric', gt_dir=str(gt_dir), seg_len=24,
+                                         **kwargs))])
+
+
+def test_gt_clip_without_a_pose_file_is_an_error(fixtures_dir: Path, tmp_path: Path) -> None:
+    pose_dir, gt_dir = _fixture_copy(fixtures_dir, tmp_path)
+    (pose_dir / '01_0015_alphapose_tracked_person.json').unlink()
+    dataset = PoseWindowDataset(str(pose_dir), seg_len=24, test_mode=True)
+    # What the test loop does when it is built, before inference: without the check, 01_0015
+    # would be scored as a clip with nobody in it.
+    with pytest.raises(ValueError, match=r'clip 01_0015 has a ground-truth mask \(.*01_0015.npy\) '
+                       'but no pose file in .*pose.*empty JSON object {}'):
+        _evaluator(gt_dir).dataset_meta = dataset.metainfo
+    # Leaving it out on both sides is the way to evaluate without it.
+    _evaluator(gt_dir, exclude_clips=['01_0015']).dataset_meta = dataset.metainfo
+
+
+def test_extra_gt_mask_or_pose_file_is_an_error(fixtures_dir: Path, tmp_path: Path) -> None:
+    pose_dir, gt_dir = _fixture_copy(fixtures_dir, tmp_path)
+    dataset = PoseWindowDataset(str(pose_dir), seg_len=24, test_mode=True)
+    _evaluator(gt_dir).dataset_meta = dataset.metainfo  # the fixture as it is pairs up
+    np.save(gt_dir / '09_0099.npy', np.zeros(100, dtype=np.uint8))
+    with pytest.raises(ValueError, match='clip 09_0099 has a ground-truth mask'):
+        _evaluator(gt_dir).dataset_meta = dataset.metainfo
+    (gt_dir / '09_0099.npy').unlink()
+    (pose_dir / '09_0098_alphapose_tracked_person.json').write_text('{}')
+    with pytest.raises(ValueError, match='clip 09_0098 has a pose file in .* but no '
+                       'ground-truth mask'):
+        _evaluator(gt_dir).dataset_meta = PoseWindowDataset(str(pose_dir), seg_len=24,
+                                                             test_mode=True).metainfo
+
+
+@pytest.mark.parametrize('suffix', ['.JSON', '.json.gz'])
+def test_misnamed_pose_file_is_an_error(fixtures_dir: Path, tmp_path: Path, suffix: str) -> None:
+    pose_dir, gt_dir = _fixture_copy(fixtures_dir, tmp_path)
+    path = pose_dir / '01_0015_alphapose_tracked_person.json'
+    misnamed = path.with_name(path.name[:-len('.json')] + suffix)
+    path.rename(misnamed)
+    with pytest.raises(ValueError, match='not read as a pose file') as error:
+        PoseWindowDataset(str(pose_dir), seg_len=24, test_mode=True)
+    assert str(misnamed) in str(error.value)
+    # The metric's own listing of a pose folder (clips=<folder>) follows the same rule.
+    with pytest.raises(ValueError, match='not read as a pose file'):
+        VADAUCMetric(gt_dir=str(gt_dir), clips=str(pose_dir)).compute_metrics([])
+
+
+@pytest.mark.parametrize('key, value, match', [
+    ('seg_len', 'abc', "seg_len must be a positive integer.*got 'abc' \\(str\\)"),
+    ('seg_len', 0, 'seg_len must be a positive integer'),
+    ('seg_len', True, 'seg_len must be a positive integer'),
+    ('seg_len', 24.0, 'seg_len must be a positive integer'),
+    ('gt_dir', None, 'gt_dir must be a folder path'),
+    ('exclude_clips', '01_0014', 'exclude_clips must be a list of clip names'),
+    ('clips', 5, 'clips must be None, a list of clip names'),
+    ('use_dataset_clips', 'yes', 'use_dataset_clips must be True or False'),
+    ('normalize', 1, 'normalize must be True or False'),
+    ('score_weights', dict(mo='1'), 'score_weights must be None or a dict'),
+    ('sigmas', 3, 'sigmas must be a list of positive numbers'),
+    ('sigmas', [1, -2], 'sigmas must be a list of positive numbers'),
+    ('kind_names', {'1': 'motion'}, 'kind_names must be None or a dict of kind id'),
+    ('out_dir', 7, 'out_dir must be None or a folder path'),
+])
+def test_constructor_arguments_are_type_checked(fixtures_dir: Path, key: str, value,
+                                                match: str) -> None:
+    gt_dir = str(fixtures_dir / 'stgnf_reference' / 'gt' / 'test_frame_mask')
+    cfg = Config(dict(test_evaluator=dict(type='VADAUCMetric', gt_dir=gt_dir, seg_len=24)))
+    # The way --cfg-options test_evaluator.seg_len=abc reaches the metric.
+    cfg.merge_from_dict({f'test_evaluator.{key}': value})
+    # Today's failure was a TypeError after the whole inference; now building fails.
+    with pytest.raises(ValueError, match=f'VADAUCMetric: {match}'):
+        METRICS.build(cfg.test_evaluator)
+
+
+def _failing_test_tool(fixtures_dir: Path, tmp_path: Path, *options: str) -> str:
+    """tools/test.py on the STG-NF fixture config, which must fail; returns its stderr."""
+    work_dir = tmp_path / 'work'
+    proc = subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'test.py'),
+         str(REPO / 'configs' / 'stgnf' / 'stgnf_sht_fixture.py'),
+         str(fixtures_dir / 'stgnf_reference' / 'ShanghaiTech_85_9.tar'), '--work-dir',
+         str(work_dir), *options],
+        cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert not list(work_dir.glob('*/vad_results.json'))
+    # Raised while the test loop is built: before the checkpoint is loaded and any window scored.
+    assert 'in build_test_loop' in proc.stderr, proc.stderr[-3000:]
+    return proc.stderr
+
+
+@pytest.mark.slow
+def test_tools_test_stops_before_inference(fixtures_dir: Path, tmp_path: Path) -> None:
+    stderr = _failing_test_tool(fixtures_dir, tmp_path, '--cfg-options',
+                                'test_evaluator.seg_len=abc')
+    assert ("ValueError: VADAUCMetric: seg_len must be a positive integer (the window length T), "
+            "got 'abc' (str)") in stderr, stderr[-3000:]
+    # The fixture's poses less one clip's file, under the config's pose_dir 'pose/test'.
+    pose_dir = tmp_path / 'data' / 'pose' / 'test'
+    shutil.copytree(fixtures_dir / 'stgnf_reference' / 'pose' / 'test', pose_dir)
+    (pose_dir / '01_0015_alphapose_tracked_person.json').unlink()
+    stderr = _failing_test_tool(fixtures_dir, tmp_path, '--cfg-options',
+                                f'test_dataloader.dataset.data_root={tmp_path / "data"}')
+    assert 'ValueError: clip 01_0015 has a ground-truth mask' in stderr, stderr[-3000:]
