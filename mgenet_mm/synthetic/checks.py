@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 
 from ..datasets.pose_utils import read_tracked_pose_json, stgnf_window_starts
+from ..evaluation.functional.region_gt import load_region_tracks
 from .layout import (EVENT_NAMES_FILE, GT_ARRAYS, SPLITS, frame_folder, frame_key_width,
-                     gt_folder, gt_path, is_evaluation, pose_path, video_path)
+                     gt_folder, gt_path, is_evaluation, pose_path, region_path, video_path)
 from .vocabulary import EVENT_CODES, KIND_CODES
 
 
@@ -33,6 +34,7 @@ def expected_files(meta: Dict) -> List[str]:
             files += [video_path(split, name), pose_path(split, name)]
             if is_evaluation(split):
                 files += [gt_path(split, array, name) for array in GT_ARRAYS]
+                files.append(region_path(split, name))
                 width = frame_key_width('test', clip['frames'])
                 folder = frame_folder(split, name)
                 files += [f'{folder}/{t:0{width}d}.jpg' for t in range(clip['frames'])]
@@ -119,6 +121,7 @@ def _check_clip(root: str, split: str, name: str, clip: Dict,
     mask = arrays.get('mask')
     if mask is None:
         return problems
+    problems += _check_regions(osp.join(root, region_path(split, name)), mask)
     if not np.isin(mask, (0, 1)).all():
         problems.append(f'{name}: mask values outside {{0, 1}}')
     if int(mask.sum()) != clip['abnormal_frames']:
@@ -132,6 +135,20 @@ def _check_clip(root: str, split: str, name: str, clip: Dict,
             set(np.unique(events[events > 0]).tolist()) != {EVENT_CODES[clip['event']]}:
         problems.append(f'{name}: events are not all {clip["event"]!r}')
     return problems
+
+
+def _check_regions(path: str, mask: np.ndarray) -> List[str]:
+    """The region file reads (frames inside the clip, positive boxes, one region per track and
+    frame) and its regions lie on abnormal frames only."""
+    if not osp.isfile(path):
+        return []
+    try:
+        regions = load_region_tracks(path, len(mask))
+    except ValueError as err:
+        return [str(err)]
+    if len(regions.frames) and not mask[regions.frames].all():
+        return [f'{path}: regions on frames the mask marks normal']
+    return []
 
 
 def _check_pose(path: str, n_frames: int, key_width: int, size: Tuple[int, int]) -> List[str]:

@@ -5,6 +5,7 @@ ShanghaiTech's layout, plus a validation split in the test split's layout::
     training/videos/<clip>.avi                  pose/train/<clip>_alphapose_tracked_person.json
     testing/{videos/<clip>.avi,frames/<clip>/}     pose/test/...  gt/test_frame_{mask,kinds,events}/
     validation/{videos/<clip>.avi,frames/<clip>/}  pose/val/...   gt/val_frame_{mask,kinds,events}/
+                                                                  gt/{test,val}_region_tracks/
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ SPLITS: Dict[str, Tuple[str, str, Optional[str]]] = {
 GT_ARRAYS = ('mask', 'kinds', 'events')
 #: File in every ``gt/<split>_frame_events`` folder: event code -> ``<kind>/<event>``.
 EVENT_NAMES_FILE = 'names.json'
+#: Folder suffix of the region ground truth (RBDC/TBDC): ``gt/<split>_region_tracks/<clip>.txt``.
+REGION_TRACKS = 'region_tracks'
 
 
 def is_evaluation(split: str) -> bool:
@@ -57,3 +60,11 @@ def gt_folder(split: str, array: str) -> str:
 
 def gt_path(split: str, array: str, name: str) -> str:
     return osp.join(gt_folder(split, array), f'{name}.npy').replace(osp.sep, '/')
+
+
+def region_path(split: str, name: str) -> str:
+    """``gt/<split>_region_tracks/<clip>.txt``: the clip's anomalous regions, in UBnormal's
+    RBDC/TBDC track layout (:mod:`mgenet_mm.evaluation.functional.region_gt`)."""
+    if not is_evaluation(split):
+        raise ValueError(f'the {split} split has no ground truth')
+    return f'gt/{SPLITS[split][2]}_{REGION_TRACKS}/{name}.txt'

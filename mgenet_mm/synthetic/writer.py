@@ -1,9 +1,9 @@
 """The writer: renders every planned clip and writes the benchmark in the ShanghaiTech layout.
 
 Per clip: the video (MJPG AVI), the test and validation frames (JPEG), the tracked-pose JSON
-and the ground truth (frame mask, kinds, events; see :mod:`.layout`); then the event names and
-meta.json, last and atomically, since its presence marks a finished benchmark. The bytes depend
-on the seed alone (not on ``workers``).
+and the ground truth (frame mask, kinds, events, and the anomalous regions for RBDC/TBDC; see
+:mod:`.layout`); then the event names and meta.json, last and atomically, since its presence
+marks a finished benchmark. The bytes depend on the seed alone (not on ``workers``).
 """
 from __future__ import annotations
 
@@ -18,26 +18,67 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ..evaluation.functional.region_gt import ClipRegions, format_region_tracks
 from ..fileio import atomic_write_bytes
 from .checks import check_layout
 from .config import Camera, SyntheticConfig, config_dict
 from .kinematics import PersonTrack, clip_event_labels, clip_ground_truth, simulate_person
 from .layout import (EVENT_NAMES_FILE, SPLITS, frame_folder, frame_key_width, gt_folder,
-                     gt_path, is_evaluation, pose_path, video_path)
+                     gt_path, is_evaluation, pose_path, region_path, video_path)
 from .planner import plan_benchmark
 from .plans import OPEN, BenchmarkPlan, ClipPlan
 from .pose_noise import PoseObserver
 from .renderer import ClipRenderer
-from .vocabulary import ANOMALIES, EVENT_CODES, KIND_CODES
+from .vocabulary import ANOMALIES, EVENT_CODES, KIND_CODES, LABEL_STRIDE
 
 
 def _sensor_noise(rng: np.random.Generator, shape: Tuple[int, ...], bank: int = 8) -> List:
     return [rng.normal(0, 2.0, size=shape).astype(np.float32) for _ in range(bank)]
 
 
+def person_box(labels: np.ndarray, index: int) -> Optional[Tuple[int, int, int, int]]:
+    """(x1, y1, x2, y2), end exclusive, of the pixels the person ``index`` (of
+    ``clip.persons``) and what it carries or rides cover in a rendered frame's label map, or
+    None when none of them is visible."""
+    base = (index + 1) * LABEL_STRIDE  # the renderer's slot of the person
+    rows, cols = np.nonzero((labels >= base) & (labels < base + LABEL_STRIDE))
+    if not len(rows):
+        return None
+    return int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1
+
+
+def anomalous_regions(tracks: Sequence[PersonTrack],
+                      boxes: Dict[Tuple[int, int], Tuple[int, int, int, int]]) -> ClipRegions:
+    """The clip's GT regions and tracks for RBDC/TBDC.
+
+    A track is a run of consecutive frames in which one anomalous person performs its anomaly
+    (the frames the mask marks), numbered 0.. by person, then by start frame; its region in a
+    frame is the box of the person's visible pixels (``boxes[(person index, frame)]``). A frame
+    in which the person is entirely hidden has no region.
+    """
+    frames, regions, track_ids = [], [], []
+    track = 0
+    for i, person_track in enumerate(tracks):
+        if person_track.person.anomaly is None:
+            continue
+        performing = np.asarray(person_track.performing, dtype=bool)
+        # Run starts and ends: where the flags switch on and off.
+        edges = np.diff(np.concatenate([[0], performing.astype(np.int8), [0]]))
+        for start, stop in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            for t in range(start, stop):
+                if (i, t) in boxes:
+                    frames.append(t)
+                    regions.append(boxes[(i, t)])
+                    track_ids.append(track)
+            track += 1
+    return ClipRegions(np.array(frames, np.int64), np.array(regions, np.float64).reshape(-1, 4),
+                       np.array(track_ids, np.int64))
+
+
 def generate_clip(clip: ClipPlan, cam: Camera, out: str, fps: int = 25,
                   jpeg_quality: int = 90) -> Dict:
-    """Render, encode and write one clip (video, test frames, pose JSON, ground truth).
+    """Render, encode and write one clip (video, test frames, pose JSON, ground truth,
+    anomalous regions).
 
     Args:
         clip: The clip plan.
@@ -60,6 +101,7 @@ def generate_clip(clip: ClipPlan, cam: Camera, out: str, fps: int = 25,
     if evaluation:
         os.makedirs(frame_dir, exist_ok=True)
     width = frame_key_width('test', clip.n_frames)
+    boxes = {}  # (person index, frame) -> visible box, while an anomalous person performs
     writer = cv2.VideoWriter(video, cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*'MJPG'), fps,
                              (cam.width, cam.height))
     if not writer.isOpened():
@@ -72,6 +114,10 @@ def generate_clip(clip: ClipPlan, cam: Camera, out: str, fps: int = 25,
             visibility = renderer.joint_visibility(labels, i, t)
             height_px = track.person.height * cam.focal / track.root[t, 2]
             observers[i].observe(t, track.image[t, :17], visibility, height_px)
+            if evaluation and track.person.anomaly is not None and track.performing[t]:
+                box = person_box(labels, i)
+                if box is not None:
+                    boxes[(i, t)] = box
         noisy = img.astype(np.float32) + noise_bank[int(rng.integers(len(noise_bank)))]
         frame = np.clip(noisy, 0, 255).astype(np.uint8)
         writer.write(frame)
@@ -97,6 +143,10 @@ def generate_clip(clip: ClipPlan, cam: Camera, out: str, fps: int = 25,
             path = osp.join(out, gt_path(clip.split, array_name, clip.name))
             os.makedirs(osp.dirname(path), exist_ok=True)
             atomic_write_bytes(path, lambda f, a=array: np.save(f, a))
+        text = format_region_tracks(anomalous_regions(renderer.tracks, boxes))
+        path = osp.join(out, region_path(clip.split, clip.name))
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        atomic_write_bytes(path, lambda f: f.write(text))
     return _clip_meta(clip, renderer.tracks, observers, mask, kinds)
 
 

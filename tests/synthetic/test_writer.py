@@ -179,3 +179,66 @@ def test_validation_split_and_event_labels(tiny) -> None:
         assert any('events are not all' in p for p in check_layout(str(root)))
     finally:
         path.write_bytes(original)
+
+
+def test_region_ground_truth(tiny) -> None:
+    """Every evaluation clip has its RBDC/TBDC regions: on abnormal frames, around the visible
+    pixels of the anomalous person (its visible joints inside, its own labels on every edge)."""
+    from types import SimpleNamespace
+
+    from mgenet_mm.evaluation.functional import load_region_tracks
+    from mgenet_mm.synthetic import ClipRenderer
+    from mgenet_mm.synthetic.vocabulary import LABEL_STRIDE
+    from mgenet_mm.synthetic.writer import anomalous_regions
+    root, meta, _ = tiny
+    plan = plan_benchmark(preset_config('tiny'))
+    checked = 0
+    for split in ('test', 'val'):
+        for name, clip in meta[split].items():
+            mask = np.load(root / 'gt' / f'{split}_frame_mask' / f'{name}.npy')
+            regions = load_region_tracks(root / 'gt' / f'{split}_region_tracks' / f'{name}.txt',
+                                         len(mask))
+            assert mask[regions.frames].all()
+            assert len(regions.frames) > 0.9 * mask.sum()  # a hidden person has no region
+            if split != 'test' or not len(regions.frames) or checked:
+                continue
+            checked += 1
+            clip_plan = next(c for c in plan.clips if c.name == name)
+            renderer = ClipRenderer(clip_plan, plan.camera, plan.config.fps)
+            anomalous = [i for i, p in enumerate(clip_plan.persons) if p.anomaly is not None]
+            for t, (x1, y1, x2, y2) in zip(regions.frames[::7], regions.boxes[::7]):
+                _, labels = renderer.render(int(t))
+                x1, y1, x2, y2 = int(x1), int(y1), int(x2), int(y2)
+                fits = []  # anomalous persons whose visible pixels the box bounds exactly
+                for index in anomalous:
+                    own = (labels >= (index + 1) * LABEL_STRIDE) & (
+                        labels < (index + 2) * LABEL_STRIDE)
+                    if (own[y1:y2, x1:x2].sum() == own.sum() > 0 and own[y1:y2, x1].any()
+                            and own[y1:y2, x2 - 1].any() and own[y1, x1:x2].any()
+                            and own[y2 - 1, x1:x2].any()):
+                        fits.append(index)
+                assert len(fits) == 1, (name, t)
+                visible = renderer.visible_joints(labels, fits[0], int(t))
+                joints = renderer.tracks[fits[0]].image[t, :17][visible]
+                assert ((joints >= [x1 - 1, y1 - 1]) & (joints <= [x2, y2])).all()
+    assert checked
+    # A region on a normal frame is caught by the layout check.
+    name = next(n for n, c in meta['test'].items() if c['abnormal_frames'])
+    path = root / 'gt' / 'test_region_tracks' / f'{name}.txt'
+    original = path.read_bytes()
+    normal = int(np.flatnonzero(np.load(root / 'gt' / 'test_frame_mask' / f'{name}.npy') == 0)[0])
+    try:
+        path.write_bytes(original + f'9,{normal},0,0,5,5\n'.encode())
+        assert any('regions on frames the mask marks normal' in p
+                   for p in check_layout(str(root)))
+    finally:
+        path.write_bytes(original)
+    # Tracks: one per run of performing frames; a frame without a visible box has no region.
+    person = SimpleNamespace(anomaly='fall')
+    tracks = [SimpleNamespace(person=SimpleNamespace(anomaly=None), performing=np.ones(6, bool)),
+              SimpleNamespace(person=person, performing=np.array([0, 1, 1, 0, 1, 1], bool))]
+    boxes = {(1, t): (t, 0, t + 2, 3) for t in (1, 2, 5)}  # frame 4: hidden
+    regions = anomalous_regions(tracks, boxes)
+    np.testing.assert_array_equal(regions.frames, [1, 2, 5])
+    np.testing.assert_array_equal(regions.tracks, [0, 0, 1])
+    np.testing.assert_array_equal(regions.boxes[2], [5, 0, 7, 3])

@@ -3,9 +3,10 @@ features), processing (person tube, scene image), pose transforms and formatting
 from .formatting import PackMGENetInputs
 from .loading import LoadCachedFeatures, WindowFrameIndices
 from .pose_transforms import NormalizePoseWindow, RandomFlipPoseWindow
+from .person_box import PersonTubeBox
 from .processing import PersonTubeCrop, SceneImage
 
 __all__ = [
-    'LoadCachedFeatures', 'NormalizePoseWindow', 'PackMGENetInputs', 'PersonTubeCrop',
-    'RandomFlipPoseWindow', 'SceneImage', 'WindowFrameIndices'
+    'LoadCachedFeatures', 'NormalizePoseWindow', 'PackMGENetInputs', 'PersonTubeBox',
+    'PersonTubeCrop', 'RandomFlipPoseWindow', 'SceneImage', 'WindowFrameIndices'
 ]
