@@ -5,6 +5,9 @@ feature_cache_root = 'work_dirs/demo/features'
 extractor = dict(cube_embed=_base_.model.cube_embed, scene_encoder=_base_.model.scene_encoder,
                  data_preprocessor=_base_.model.data_preprocessor)
 pose_steps = [
+    # the tube box the cache was cut with, for the region metrics (RBDC / TBDC)
+    dict(type='PersonTubeBox', size=_base_.tube_size, margin=0.1, score_thr=0.2,
+         max_person_ratio=1.5),
     dict(type='NormalizePoseWindow', video_resolution=(856, 480)),
     dict(type='PackMGENetInputs', meta_keys=('scene_key', 'tube_box'))
 ]

@@ -28,7 +28,13 @@ def test_config_builds_model(path: Path) -> None:
     assert sum(p.numel() for p in model.parameters()) > 0
     if path.parent.name == 'mgenet':
         evaluator = cfg.test_evaluator
-        assert evaluator.type == 'VADAUCMetric'
+        assert evaluator.type in ('VADAUCMetric', 'VADRegionMetric')
+        # A calibrated model attaches standardised components: the metric must sum them as
+        # they are; a paper-literal one needs the metric's min-max normalisation (eq. 16).
+        calibrated = model.score_calibration is not None
+        assert evaluator.get('normalize', True) is (not calibrated), path.name
+        if calibrated:
+            assert any(h.type == 'ScoreCalibrationHook' for h in cfg.custom_hooks)
         # The metric mixes exactly the components the model produces.
         expected = {'mo'} | ({'app'} if model.with_appearance else set()) | (
             {'mm'} if model.bsmm is not None else set())
