@@ -92,7 +92,9 @@ def init_model(config: Union[str, Any],
         config = Config.fromfile(config)
     cfg = config.copy()
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        # a misspelt top-level key is refused, not ignored ('+key=...' adds a new one)
+        from ..engine.config_utils import merge_cfg_options
+        merge_cfg_options(cfg, cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmaction'))
     if checkpoint is not None and not checkpoint.startswith(('http://', 'https://')) and \
             not osp.isfile(checkpoint):

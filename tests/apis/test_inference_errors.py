@@ -38,3 +38,12 @@ def test_batch_size(batch_size):
     # checked before the model is looked at
     with pytest.raises(InferenceError, match=f'batch_size must be .* got {batch_size!r}'):
         score_video(None, None, {}, batch_size=batch_size)
+
+
+def test_misspelt_cfg_option_is_refused_by_init_model():
+    from pathlib import Path
+
+    from mgenet_mm.apis import init_model
+    config = str(Path(__file__).resolve().parents[2] / 'configs' / 'stgnf' / 'stgnf_demo.py')
+    with pytest.raises(ValueError, match="did you mean 'test_evaluator'"):
+        init_model(config, None, cfg_options={'test_evaluater.seg_len': 24})
