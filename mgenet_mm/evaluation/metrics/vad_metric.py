@@ -8,6 +8,7 @@ from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from mmengine.dist import get_world_size
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 
@@ -25,6 +26,56 @@ from .vad_metric_checks import (check_gt_lengths, check_gt_pose_pairing, check_m
 
 def _to_float(value: Any) -> float:
     return float(value.item() if hasattr(value, 'item') else value)
+
+
+def _partial_components_error(partial: Sequence[str]) -> ValueError:
+    return ValueError(f'score components {sorted(partial)} are present in some windows only')
+
+
+def window_table(results: Sequence[dict]) -> Tuple[List[str], np.ndarray,
+                                                   Dict[str, np.ndarray]]:
+    """The windows of :class:`VADAUCMetric`'s results as flat arrays, in result order.
+
+    ``results`` may mix the two forms ``process`` stores: one dict per window (``clip``,
+    ``person``, ``start``, ``scores`` of name -> float) and one block per batch (``clips`` (B,)
+    names, ``person`` and ``start`` (B,) int arrays, ``scores`` of name -> (B,) float arrays).
+
+    Args:
+        results (Sequence[dict]): Per-window dicts and/or per-batch blocks.
+
+    Returns:
+        tuple: (W,) clip names, (W, 2) int64 (person, start) rows and component -> (W,) float64
+        scores.
+
+    Raises:
+        ValueError: A component that only some windows have.
+    """
+    names: List[str] = []
+    persons, starts = [], []
+    parts: Dict[str, list] = {}  # component -> one array (or float) per entry
+    sizes = []
+    for entry in results:
+        if 'clips' in entry:  # a block
+            names.extend(entry['clips'])
+            persons.append(np.asarray(entry['person'], dtype=np.int64).reshape(-1))
+            starts.append(np.asarray(entry['start'], dtype=np.int64).reshape(-1))
+            size = len(entry['clips'])
+        else:
+            names.append(entry['clip'])
+            persons.append(np.array([entry['person']], dtype=np.int64))
+            starts.append(np.array([entry['start']], dtype=np.int64))
+            size = 1
+        sizes.append(size)
+        for name, value in entry['scores'].items():
+            parts.setdefault(name, []).append(np.asarray(value, dtype=np.float64).reshape(-1))
+    partial = [name for name, values in parts.items() if len(values) != len(results)]
+    if partial:
+        raise _partial_components_error(partial)
+    if not results:
+        return [], np.zeros((0, 2), dtype=np.int64), {}
+    person_start = np.stack([np.concatenate(persons), np.concatenate(starts)], axis=1)  # (W, 2)
+    scores = {name: np.concatenate(values) for name, values in sorted(parts.items())}
+    return [str(name) for name in names], person_start, scores
 
 
 @METRICS.register_module()
@@ -110,6 +161,15 @@ class VADAUCMetric(BaseMetric):
     """
 
     default_prefix = 'vad'
+    #: Store one dict per window instead of one block of arrays per batch. Set for subclasses
+    #: that define their own ``process`` (they may read back what it appended, as
+    #: :class:`VADRegionMetric` does), unless they set it themselves.
+    per_window_results: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if 'process' in cls.__dict__ and 'per_window_results' not in cls.__dict__:
+            cls.per_window_results = True
 
     def __init__(self,
                  gt_dir: str,
@@ -161,16 +221,37 @@ class VADAUCMetric(BaseMetric):
         self._missing_components: List[str] = []
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
-        """Keep clip, person, start frame and the anomaly components of every window."""
-        for sample in data_samples:
-            components = sample.get('anomaly_scores')
-            if components is None:
-                raise KeyError('VADAUCMetric needs `anomaly_scores` (component -> score) in each '
-                               'predicted data sample')
-            self.results.append(
+        """Keep clip, person, start frame and the anomaly components of every window.
+
+        In one process, one block of arrays per batch (a dict per window costs more than the
+        STG-NF flow, and mmengine copies the results once more before ``compute_metrics``);
+        on several ranks one dict per window, which mmengine's ``collect_results`` needs to
+        order the ranks' windows and drop the sampler's padding.
+        """
+        if not data_samples:
+            return
+        components = [sample.get('anomaly_scores') for sample in data_samples]
+        if any(scores is None for scores in components):
+            raise KeyError('VADAUCMetric needs `anomaly_scores` (component -> score) in each '
+                           'predicted data sample')
+        if self.per_window_results or get_world_size() > 1:
+            self.results.extend(
                 dict(clip=sample['clip_name'], person=int(sample['person_id']),
                      start=int(sample['start_frame']),
-                     scores={name: _to_float(value) for name, value in components.items()}))
+                     scores={name: _to_float(value) for name, value in scores.items()})
+                for sample, scores in zip(data_samples, components))
+            return
+        keys = components[0].keys()
+        if any(scores.keys() != keys for scores in components):
+            everywhere = set(keys).intersection(*components)
+            raise _partial_components_error(set().union(*components) - everywhere)
+        size = len(data_samples)
+        self.results.append(dict(
+            clips=np.array([sample['clip_name'] for sample in data_samples]),  # (B,)
+            person=np.fromiter((int(s['person_id']) for s in data_samples), np.int64, size),
+            start=np.fromiter((int(s['start_frame']) for s in data_samples), np.int64, size),
+            scores={name: np.fromiter((_to_float(scores[name]) for scores in components),
+                                      np.float64, size) for name in sorted(keys)}))
 
     # ------------------------------------------------------------------ maths
     def _dataset_clips(self) -> List[str]:
@@ -345,23 +426,20 @@ class VADAUCMetric(BaseMetric):
         return selection
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        """The AUCs of the windows in ``results`` (per-window dicts and/or per-batch blocks)."""
         gt = self._load_gt()
         known = set(gt)
+        all_names, all_person_start, all_scores = window_table(results)
         # Windows of excluded clips are dropped; any other clip must have a mask.
-        kept = [r for r in results if r['clip'] not in self.exclude_clips]
-        unknown = sorted({r['clip'] for r in kept} - known)
+        keep = np.array([name not in self.exclude_clips for name in all_names], dtype=bool)
+        names = [name for name, kept_one in zip(all_names, keep) if kept_one]
+        unknown = sorted(set(names) - known)
         if unknown:
             raise ValueError(f'windows of clips without a ground-truth mask in {self.gt_dir}: '
                              f'{unknown[:10]}')
-        names = [r['clip'] for r in kept]
-        person_start = np.array([[r['person'], r['start']] for r in kept],
-                                dtype=np.int64).reshape(-1, 2)
-        components = sorted({name for r in kept for name in r['scores']})
-        partial = [c for c in components if any(c not in r['scores'] for r in kept)]
-        if partial:
-            raise ValueError(f'score components {partial} are present in some windows only')
-        scores = {c: np.array([r['scores'][c] for r in kept], dtype=np.float64)
-                  for c in components}
+        person_start = all_person_start[keep]  # (W, 2)
+        components = sorted(all_scores) if names else []
+        scores = {c: all_scores[c][keep] for c in components}
         lengths = {name: len(mask) for name, mask in gt.items()}
         selection = self._frame_selection(lengths)  # clip -> kept frames (HR subsets)
         gt_kept = select_frames(gt, selection)
@@ -383,11 +461,11 @@ class VADAUCMetric(BaseMetric):
         labelled = [(select_frames(codes, selection), code_names)
                     for codes, code_names in labelled]
 
-        final = evaluate(self._mix(scores)) if kept else evaluate(np.zeros(0))
+        final = evaluate(self._mix(scores)) if names else evaluate(np.zeros(0))
         metrics: Dict[str, float] = OrderedDict(
             micro_auc=final['micro_auc'], macro_auc=final['macro_auc'],
             micro_auc_unsmoothed=final['micro_auc_unsmoothed'],
-            num_windows=len(kept), num_frames=final['num_frames'], num_clips=final['num_clips'],
+            num_windows=len(names), num_frames=final['num_frames'], num_clips=final['num_clips'],
             num_empty_frames=final['num_empty_frames'])
         for codes, code_names in labelled:
             metrics.update(kind_aucs(final['anomaly_scores'], codes, code_names))

@@ -22,8 +22,9 @@ class STGNFRecognizer(BaseRecognizer):
     """Train and score the STG-NF flow on skeleton windows.
 
     ``loss`` minimises the nll (bits per dimension) of normal windows under the prior N(R, 1);
-    ``predict`` attaches ``anomaly_scores=dict(nll=...)`` to every data sample (higher = more
-    abnormal; the official normality score is ``-nll``), which :class:`VADAUCMetric` reads.
+    ``predict`` attaches ``anomaly_scores=dict(nll=...)``, a float, to every data sample (higher
+    = more abnormal; the official normality score is ``-nll``), which :class:`VADAUCMetric`
+    reads.
 
     Official STG-NF checkpoints (``flow.*`` and ``prior_h*`` keys at the top level) can be given
     directly as ``load_from`` or to ``tools/test.py``: their keys are moved under ``backbone.``,
@@ -68,8 +69,11 @@ class STGNFRecognizer(BaseRecognizer):
     def predict(self, inputs: torch.Tensor, data_samples: SampleList,
                 **kwargs: Any) -> SampleList:
         (_, nll), _ = self.extract_feat(inputs)
-        for sample, value in zip(data_samples, nll.detach()):
-            sample.anomaly_scores = dict(nll=value.cpu())
+        # One transfer per batch, then plain floats: a 0-d tensor and a .cpu() per window cost
+        # about 20 us each, more than a third of the flow itself.
+        values = nll.detach().cpu().tolist()  # (B,) float32 values as Python floats
+        for sample, value in zip(data_samples, values):
+            sample.anomaly_scores = dict(nll=value)
         return data_samples
 
 
