@@ -20,6 +20,7 @@ from ...preprocessing import DEFAULT_PREPROCESSOR
 from ..heads.lsta_head import MOTION_SCORE_VARIANTS
 from ..modules.masking import complementary_masks, global_batch_share, tube_mask
 from ..utils.freezing import FrozenModuleMixin, freeze_module
+from ..utils.guidance_cache import cached_guidance_features
 from .stgnf_recognizer import pose_inputs
 
 LEVELS = ('motion', 'appearance')
@@ -88,7 +89,10 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
             ``'embedding'`` (e_b) or ``'concat'`` ([e_b, f_b], H_u then takes 2 C_b channels).
             The read-out is a normal prototype of each token; as the teacher it hides the very
             appearance the student should fail to predict. Defaults to ``'readout'``.
-        train_cfg (dict, optional): ``levels`` (default both), ``update_memories`` (True).
+        train_cfg (dict, optional): ``levels`` (default both), ``update_memories`` (True),
+            ``cache_guidance`` (True: f_sk of each training window is computed once and kept,
+            see :mod:`~mgenet_mm.models.utils.guidance_cache`) and
+            ``guidance_cache_windows`` (its bound, default 262,144 windows).
         test_cfg (dict, optional): ``motion_score`` (``'diff'`` = eq. 13, or a Table 3
             variant), ``mask_seed`` (seed of the complementary test mask pair shared by all windows,
             default 0).
@@ -245,7 +249,8 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
         with torch.set_grad_enabled(train_motion):
             e_b = self.backbone(tokens)  # (B, P, C_b)
         if train_motion:
-            f_sk = self.guidance_features(inputs['pose'])
+            # The flow is frozen: f_sk of a window seen before comes from the cache.
+            f_sk = cached_guidance_features(self, inputs['pose'], data_samples)
             f_rgb = self.motion_head(e_b, self.token_grid)
             losses.update(self.motion_head.loss(f_rgb, f_sk))
             losses['loss_sep_b'] = self.sep_loss_weight * \

@@ -265,3 +265,108 @@ def test_calibrated_predict_standardises_with_the_stored_statistics(tmp_path) ->
     restored.load_state_dict(torch.load(tmp_path / 'model.pth'))
     again = restored(data['inputs'], data['data_samples'], mode='predict')
     assert float(again[0].anomaly_scores['mm']) == float(outputs[0].anomaly_scores['mm'])
+
+
+# ---------------------------------------------------------------------- guidance cache
+def _count_flow_windows(model) -> List[int]:
+    """Patch the frozen flow to record the batch size of each call; returns the record."""
+    calls: List[int] = []
+    original = model.guidance.latent_features
+
+    def counted(x, *args, **kwargs):
+        calls.append(x.shape[0])
+        return original(x, *args, **kwargs)
+
+    model.guidance.latent_features = counted
+    return calls
+
+
+def _epochs(model, batches, epochs: int = 2, flip_epoch: int = -1) -> List[Dict[str, float]]:
+    """train_step over ``batches`` for some epochs, seeding every step (mask draws alike)."""
+    import random
+
+    import numpy as np
+    wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-4))
+    logs = []
+    for epoch in range(epochs):
+        for step, batch in enumerate(batches):
+            batch = copy.deepcopy(batch)
+            if epoch == flip_epoch:  # a mirrored window: x -> -x, as RandomFlipPoseWindow
+                batch['inputs']['pose'] = [p * torch.tensor([-1., 1., 1.])
+                                           for p in batch['inputs']['pose']]
+            torch.manual_seed(100 * epoch + step)
+            np.random.seed(100 * epoch + step)
+            random.seed(100 * epoch + step)
+            logs.append({k: float(v) for k, v in model.train_step(batch, wrapper).items()})
+    assert all(np.isfinite(list(log.values())).all() for log in logs)  # NaN != NaN
+    return logs
+
+
+def _train_batches():
+    batches = [_batch(3, seed=s) for s in range(3)]
+    for index, batch in enumerate(batches):  # distinct identities across batches
+        for sample in batch['data_samples']:
+            sample.set_metainfo(dict(start_frame=10 * index))
+    return batches
+
+
+def test_cached_epoch_calls_the_flow_once_per_window_and_losses_are_identical() -> None:
+    batches = _train_batches()
+    cached = _build()
+    calls = _count_flow_windows(cached)
+    cached_logs = _epochs(cached, batches)
+    # Epoch 1: one flow call per batch (9 windows); epoch 2: none.
+    assert calls == [3, 3, 3]
+    cache = cached._guidance_cache
+    assert (len(cache), cache.misses, cache.hits, cache.flow_calls) == (9, 9, 9, 3)
+
+    plain = _build(train_cfg=dict(cache_guidance=False))
+    plain_calls = _count_flow_windows(plain)
+    plain_logs = _epochs(plain, batches)
+    assert plain_calls == [3] * 6 and plain._guidance_cache is None
+    assert cached_logs == plain_logs  # bit-identical losses, every step of both epochs
+
+
+def test_flipped_poses_are_computed_and_cached_apart() -> None:
+    batches = _train_batches()
+    cached = _build()
+    calls = _count_flow_windows(cached)
+    cached_logs = _epochs(cached, batches, epochs=3, flip_epoch=1)
+    # Epoch 2 mirrors every pose: new entries, computed once; epoch 3 reads the originals.
+    assert calls == [3] * 6 and len(cached._guidance_cache) == 18
+    plain = _build(train_cfg=dict(cache_guidance=False))
+    assert cached_logs == _epochs(plain, batches, epochs=3, flip_epoch=1)
+
+
+def test_changed_guidance_weights_empty_the_cache() -> None:
+    batches = _train_batches()
+    model = _build()
+    calls = _count_flow_windows(model)
+    _epochs(model, batches[:1], epochs=1)
+    state = {k: v.clone() for k, v in model.guidance.state_dict().items()}
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name] + 0.5
+    model.guidance.load_state_dict(state)
+    _epochs(model, batches[:1], epochs=1)
+    assert calls == [3, 3]  # recomputed with the new weights, not read from the cache
+    assert len(model._guidance_cache) == 3
+
+
+def test_the_cache_is_bounded() -> None:
+    batches = _train_batches()
+    model = _build(train_cfg=dict(guidance_cache_windows=4))
+    calls = _count_flow_windows(model)
+    _epochs(model, batches)
+    # 4 entries: batch 1 (3) and one window of batch 2; batches 2 and 3 run again in epoch 2.
+    assert len(model._guidance_cache) == 4
+    assert calls == [3, 3, 3, 3, 3]
+
+
+@pytest.mark.parametrize('train_cfg, match', [
+    (dict(cache_guidance='yes'), 'train_cfg.cache_guidance'),
+    (dict(guidance_cache_windows=0), 'train_cfg.guidance_cache_windows'),
+])
+def test_bad_guidance_cache_settings(train_cfg, match) -> None:
+    model = _build(train_cfg=train_cfg)
+    with pytest.raises(ValueError, match=match):
+        _losses(model)
