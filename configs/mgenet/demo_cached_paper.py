@@ -9,7 +9,7 @@ model = dict(
     scene_memory=dict(temperature=1.0),
     bsmm=dict(temperature=1.0),
     appearance_head=dict(pool='space'),
-    mask_head=dict(pool='space', score_reduction='mean', center_momentum=None),
+    mask_head=dict(pool='space', score_reduction='mean'),
     score_calibration=None)
 optim_wrapper = dict(paramwise_cfg=dict(_delete_=True))
 val_evaluator = dict(score_weights=dict(mo=1.0, app=0.1, mm=0.1), normalize=True)
