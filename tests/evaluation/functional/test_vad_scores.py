@@ -1,6 +1,5 @@
 """Tests of the STG-NF frame-level VAD scoring maths."""
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -266,8 +265,9 @@ def test_shanghaitech_gt_loader_keeps_convention():
 # ------------------------------------------------------------------------------------------
 # Speed
 # ------------------------------------------------------------------------------------------
-def test_vectorised_scoring_is_fast():
-    """ShanghaiTech-sized synthetic set: 76,619 windows over 107 clips."""
+def test_shanghaitech_sized_set_is_scored():
+    """ShanghaiTech-sized synthetic set: 76,619 windows over 107 clips (its speed is measured by
+    tools/analysis/benchmark_stgnf.py, not asserted here: the test machines are shared)."""
     rng = np.random.default_rng(0)
     lengths = rng.integers(250, 700, size=107)
     names = [format_shanghaitech_clip_name(1 + i // 20, i) for i in range(107)]
@@ -276,10 +276,6 @@ def test_vectorised_scoring_is_fast():
     clip = rng.integers(0, 107, size=76_619)
     meta = np.stack([1 + clip // 20, clip, rng.integers(0, 5, size=clip.size),
                      rng.integers(0, lengths[clip] - 24 + 1)], axis=1)
-    start = time.perf_counter()
     res = score_vad_windows(rng.normal(size=clip.size), meta, gt, seg_len=24)
-    elapsed = time.perf_counter() - start
     assert res['num_windows'] == 76_619 and res['num_clips'] == 107
-    # ~0.2 s on 2 busy cores; the bound catches accidental per-frame Python work or quadratic
-    # window-to-clip matching, with room for a loaded machine.
-    assert elapsed < 2.0, f'scoring took {elapsed:.2f} s'
+    assert res['num_frames'] == int(lengths.sum())
