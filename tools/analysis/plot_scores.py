@@ -13,7 +13,7 @@ import os.path as osp
 
 import numpy as np
 
-from mgenet_mm.evaluation.metrics.vad_metric import GT_FORMATS
+from mgenet_mm.evaluation.functional.gt_formats import GT_FORMATS, gt_file
 from mgenet_mm.visualization import plot_score_curves, plot_score_histogram
 
 
@@ -44,13 +44,13 @@ def main() -> None:
     scores_path = find_scores(args.scores)
     with np.load(scores_path) as data:
         scores = {name: data[name] for name in data.files}
-    suffix, loader = GT_FORMATS[args.gt_format]
+    gt_format = GT_FORMATS[args.gt_format]
     gt = {}
     for name in scores:
-        path = osp.join(args.gt_dir, name + suffix)
+        path = gt_file(gt_format, args.gt_dir, name)
         if not osp.isfile(path):
             raise FileNotFoundError(f'clip {name}: ground truth {path} not found')
-        gt[name] = loader(path)
+        gt[name] = gt_format.loader(path)
         if len(gt[name]) != len(scores[name]):
             raise ValueError(f'clip {name}: {len(scores[name])} scores but {len(gt[name])} '
                              'ground-truth frames')
