@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Tuple, Union
 
-import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmaction.registry import TRANSFORMS
-from .processing import _pair, keypoint_tube_boxes, whole_pixel_boxes
-from .utils import describe_window
+from .processing import _pair, check_tube_arguments, window_pixel_boxes
 
 __all__ = ['PersonTubeBox']
 
@@ -43,8 +41,6 @@ class PersonTubeBox(BaseTransform):
             :class:`PersonTubeCrop` (defaults 0.1, 0.2, 16, ``'keypoint'``, 1.5).
     """
 
-    _NORMALISED_LIMIT = 10.0
-
     def __init__(self,
                  size: Union[int, Tuple[int, int]] = 64,
                  margin: float = 0.1,
@@ -52,10 +48,7 @@ class PersonTubeBox(BaseTransform):
                  min_size: float = 16.0,
                  keypoint_key: str = 'keypoint',
                  max_person_ratio: Optional[float] = 1.5) -> None:
-        if margin < 0:
-            raise ValueError(f'margin must be >= 0, got {margin}')
-        if max_person_ratio is not None and max_person_ratio <= 0:
-            raise ValueError(f'max_person_ratio must be > 0 or None, got {max_person_ratio}')
+        check_tube_arguments(margin, max_person_ratio)
         self.size = _pair(size, 'size')
         self.margin = margin
         self.score_thr = score_thr
@@ -64,19 +57,10 @@ class PersonTubeBox(BaseTransform):
         self.max_person_ratio = max_person_ratio
 
     def transform(self, results: Dict) -> Dict:
-        keypoint = np.asarray(results[self.keypoint_key])
-        # A normalised window (centred on 0, unit spread) would give a box in the image corner.
-        if np.nanmax(np.abs(keypoint[..., :2])) < self._NORMALISED_LIMIT:
-            raise ValueError(f'{describe_window(results)}: keypoints look normalised (all within '
-                             f'{self._NORMALISED_LIMIT} of 0); PersonTubeBox needs them in '
-                             'pixels: place it before NormalizePoseWindow')
-        out_h, out_w = self.size
-        try:
-            boxes = keypoint_tube_boxes(keypoint, self.score_thr, self.margin, out_w / out_h,
-                                        self.min_size, self.max_person_ratio)  # (T, 4)
-        except ValueError as error:
-            raise ValueError(f'{describe_window(results)}: {error}') from None
-        box = whole_pixel_boxes(boxes)[len(boxes) // 2]  # (4,) of the middle frame
+        boxes = window_pixel_boxes(results, self.keypoint_key, self.size, self.score_thr,
+                                   self.margin, self.min_size, self.max_person_ratio,
+                                   type(self).__name__)  # (T, 4)
+        box = boxes[len(boxes) // 2]  # (4,) of the middle frame
         results['tube_box'] = tuple(int(v) for v in box)
         return results
 

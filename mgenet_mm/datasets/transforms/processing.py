@@ -23,7 +23,8 @@ from .utils import describe_window
 
 __all__ = [
     'PersonTubeCrop', 'SceneImage', 'resize_image', 'crop_with_padding', 'keypoint_tube_box',
-    'keypoint_tube_boxes', 'whole_pixel_boxes', 'scene_frame_indices', 'median_scene'
+    'keypoint_tube_boxes', 'whole_pixel_boxes', 'window_pixel_boxes', 'check_tube_arguments',
+    'scene_frame_indices', 'median_scene'
 ]
 
 
@@ -175,6 +176,49 @@ def whole_pixel_boxes(boxes: np.ndarray) -> np.ndarray:
     return np.stack([x0, y0, x0 + width, y0 + height], axis=1)  # (T, 4)
 
 
+def check_tube_arguments(margin: float, max_person_ratio: Optional[float]) -> None:
+    """The argument checks of :class:`PersonTubeCrop` and :class:`PersonTubeBox`."""
+    if margin < 0:
+        raise ValueError(f'margin must be >= 0, got {margin}')
+    if max_person_ratio is not None and max_person_ratio <= 0:
+        raise ValueError(f'max_person_ratio must be > 0 or None, got {max_person_ratio}')
+
+
+#: Normalised windows (NormalizePoseWindow) are centred on 0 with unit spread; a real person
+#: never fits in the 10-pixel corner of a frame.
+NORMALISED_LIMIT = 10.0
+
+
+def window_pixel_boxes(results: Dict, keypoint_key: str, size: Tuple[int, int],
+                       score_thr: float, margin: float, min_size: float,
+                       max_person_ratio: Optional[float], owner: str) -> np.ndarray:
+    """The whole-pixel tube box of every frame of a window, from its raw keypoints.
+
+    The one rule of :class:`PersonTubeCrop` (which cuts these boxes) and :class:`PersonTubeBox`
+    (which only reports the middle one): :func:`keypoint_tube_boxes` of the output's aspect
+    ratio, rounded by :func:`whole_pixel_boxes`.
+
+    Returns:
+        np.ndarray: (T, 4) int64 boxes (x1, y1, x2, y2), end exclusive.
+
+    Raises:
+        ValueError: The keypoints look normalised, or no keypoint is confident; the message
+            names the window and ``owner``, the transform.
+    """
+    keypoint = np.asarray(results[keypoint_key])
+    if np.nanmax(np.abs(keypoint[..., :2])) < NORMALISED_LIMIT:
+        raise ValueError(f'{describe_window(results)}: keypoints look normalised (all within '
+                         f'{NORMALISED_LIMIT} of 0); {owner} needs them in pixels: place it '
+                         'before NormalizePoseWindow')
+    out_h, out_w = size
+    try:
+        boxes = keypoint_tube_boxes(keypoint, score_thr, margin, out_w / out_h, min_size,
+                                    max_person_ratio)  # (T, 4)
+    except ValueError as error:
+        raise ValueError(f'{describe_window(results)}: {error}') from None
+    return whole_pixel_boxes(boxes)
+
+
 @TRANSFORMS.register_module()
 class PersonTubeCrop(BaseTransform):
     """Crop the human-centric tube of a window from its decoded frames.
@@ -224,8 +268,6 @@ class PersonTubeCrop(BaseTransform):
             keypoint. Default 1.5.
     """
 
-    _NORMALISED_LIMIT = 10.0
-
     def __init__(self,
                  size: Union[int, Tuple[int, int]] = 64,
                  margin: float = 0.1,
@@ -234,10 +276,7 @@ class PersonTubeCrop(BaseTransform):
                  pad_value: int = 0,
                  keypoint_key: str = 'keypoint',
                  max_person_ratio: Optional[float] = 1.5) -> None:
-        if margin < 0:
-            raise ValueError(f'margin must be >= 0, got {margin}')
-        if max_person_ratio is not None and max_person_ratio <= 0:
-            raise ValueError(f'max_person_ratio must be > 0 or None, got {max_person_ratio}')
+        check_tube_arguments(margin, max_person_ratio)
         self.size = _pair(size, 'size')
         self.margin = margin
         self.score_thr = score_thr
@@ -252,22 +291,14 @@ class PersonTubeCrop(BaseTransform):
             raise ValueError(f'{describe_window(results)}: no decoded frames to crop')
         img_h, img_w = imgs[0].shape[:2]
         out_h, out_w = self.size
-        keypoint = np.asarray(results[self.keypoint_key])
-        # Normalised windows (NormalizePoseWindow) are centred on 0 with unit spread; a real
-        # person never fits in the 10-pixel corner of a frame. Refuse rather than crop garbage.
-        if np.nanmax(np.abs(keypoint[..., :2])) < self._NORMALISED_LIMIT:
-            raise ValueError(f'{describe_window(results)}: keypoints look normalised (all within '
-                             f'{self._NORMALISED_LIMIT} of 0); PersonTubeCrop needs them in '
-                             'pixels: place it before NormalizePoseWindow')
-        if len(keypoint) != len(imgs):
+        num_keypoint_frames = len(results[self.keypoint_key])
+        if num_keypoint_frames != len(imgs):
             raise ValueError(f'{describe_window(results)}: {len(imgs)} decoded frames but '
-                             f'{len(keypoint)} frames of keypoints')
-        try:
-            boxes = keypoint_tube_boxes(keypoint, self.score_thr, self.margin, out_w / out_h,
-                                        self.min_size, self.max_person_ratio)
-        except ValueError as error:
-            raise ValueError(f'{describe_window(results)}: {error}') from None
-        tube_boxes = whole_pixel_boxes(boxes)  # (T, 4)
+                             f'{num_keypoint_frames} frames of keypoints')
+        # refuses normalised keypoints rather than cropping garbage
+        tube_boxes = window_pixel_boxes(results, self.keypoint_key, self.size, self.score_thr,
+                                        self.margin, self.min_size, self.max_person_ratio,
+                                        type(self).__name__)  # (T, 4)
         x0, y0 = tube_boxes[:, 0], tube_boxes[:, 1]
         width = int(tube_boxes[0, 2] - tube_boxes[0, 0])
         height = int(tube_boxes[0, 3] - tube_boxes[0, 1])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.dist import all_gather, broadcast, get_dist_info
@@ -51,8 +51,43 @@ def gather_in_sampler_order(tensors: Sequence[Tensor], seen: Sequence[int], tota
     return gathered, [count + size for count, size in zip(seen, sizes)]
 
 
+class FinalPassHook(Hook):
+    """A pass of the model over the training data once, after the last epoch.
+
+    Subclasses name the model part the pass is for (``part``: skipped when the model has none)
+    and implement ``run(model, dataloader)``.
+
+    Args:
+        max_batches (int, optional): Stop after this many batches (for quick runs).
+        log_interval (int): Log progress every this many batches.
+    """
+
+    part = ''
+
+    def __init__(self, max_batches: Optional[int] = None, log_interval: int = 50) -> None:
+        self.max_batches = max_batches
+        self.log_interval = log_interval
+
+    def after_train_epoch(self, runner) -> None:
+        if runner.epoch + 1 < runner.max_epochs:
+            return
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if getattr(model, self.part, None) is None:
+            return
+        self.run(model, runner.train_dataloader)
+
+    def run(self, model, dataloader) -> Any:
+        """The pass itself."""
+        raise NotImplementedError
+
+    def num_batches(self, dataloader) -> int:
+        """How many batches the pass runs (``max_batches`` at most)."""
+        return len(dataloader) if self.max_batches is None else \
+            min(self.max_batches, len(dataloader))
+
+
 @HOOKS.register_module()
-class BSMMWriteHook(Hook):
+class BSMMWriteHook(FinalPassHook):
     """Write MGENet's Behavior-Scene Matching Memory once, at the end of training.
 
     The paper writes the BSMM "only in the final round", with the behaviour and scene memories
@@ -75,26 +110,17 @@ class BSMMWriteHook(Hook):
     """
 
     priority = 'ABOVE_NORMAL'  # before CheckpointHook (VERY_LOW) saves the final epoch
+    part = 'bsmm'
 
-    def __init__(self, max_batches: Optional[int] = None, log_interval: int = 50) -> None:
-        self.max_batches = max_batches
-        self.log_interval = log_interval
-
-    def after_train_epoch(self, runner) -> None:
-        if runner.epoch + 1 < runner.max_epochs:
-            return
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if getattr(model, 'bsmm', None) is None:
-            return
-        self.write(model, runner.train_dataloader)
+    def run(self, model, dataloader) -> None:
+        self.write(model, dataloader)
 
     def write(self, model, dataloader) -> None:
         """Run the write pass of ``model`` over ``dataloader``."""
         model.bsmm.reset()
         was_training = model.training
         model.eval()
-        total = len(dataloader) if self.max_batches is None else \
-            min(self.max_batches, len(dataloader))
+        total = self.num_batches(dataloader)
         _, world_size = get_dist_info()
         seen = [0] * world_size
         written = torch.zeros(model.bsmm.num_items, dtype=torch.long)

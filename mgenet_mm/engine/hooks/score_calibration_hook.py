@@ -1,19 +1,18 @@
 """Fit MGENet's calibrated fusion on the normal training windows, once, after training."""
 import logging
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from mmengine.dist import all_gather_object, get_dist_info
-from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 
 from mmaction.registry import HOOKS
+from .bsmm_write_hook import FinalPassHook
 
 
 @HOOKS.register_module()
-class ScoreCalibrationHook(Hook):
+class ScoreCalibrationHook(FinalPassHook):
     """Score the training windows once after the last epoch and fit ``model.score_calibration``.
 
     Runs after :class:`BSMMWriteHook` (S_mm needs the written BSMM) and before the checkpoint
@@ -32,18 +31,10 @@ class ScoreCalibrationHook(Hook):
     """
 
     priority = 'NORMAL'  # after BSMMWriteHook (ABOVE_NORMAL), before CheckpointHook (VERY_LOW)
+    part = 'score_calibration'
 
-    def __init__(self, max_batches: Optional[int] = None, log_interval: int = 50) -> None:
-        self.max_batches = max_batches
-        self.log_interval = log_interval
-
-    def after_train_epoch(self, runner) -> None:
-        if runner.epoch + 1 < runner.max_epochs:
-            return
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if getattr(model, 'score_calibration', None) is None:
-            return
-        self.fit(model, runner.train_dataloader)
+    def run(self, model, dataloader) -> Dict[str, tuple]:
+        return self.fit(model, dataloader)
 
     def fit(self, model, dataloader) -> Dict[str, tuple]:
         """Score ``dataloader``'s windows with ``model`` and fit its calibration.
@@ -53,8 +44,7 @@ class ScoreCalibrationHook(Hook):
         """
         was_training = model.training
         model.eval()
-        total = len(dataloader) if self.max_batches is None else \
-            min(self.max_batches, len(dataloader))
+        total = self.num_batches(dataloader)
         parts: Dict[str, List[torch.Tensor]] = {}
         start = time.time()
         for index, data_batch in enumerate(dataloader):
