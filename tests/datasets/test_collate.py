@@ -139,3 +139,57 @@ def test_build_collate_fn():
     assert collate.keywords == dict(video_resolution=(100, 50))
     with pytest.raises(KeyError, match="'no_such_collate' is not registered"):
         build_collate_fn(dict(collate_fn=dict(type='no_such_collate')))
+
+
+def test_plain_sample_matches_mmengines_element():
+    """A plain sample: created, moved and converted as mmengine's own code does it."""
+    from mmaction.structures import ActionDataSample
+    from mmengine.structures import BaseDataElement
+    meta = dict(clip_name='01_0003', scene_id=1, clip_id=3, person_id=np.int64(2),
+                start_frame=40, seg_len=24, box=(1.5, 2.0))
+    sample = PoseWindowDataSample.from_metainfo(meta)
+    reference = ActionDataSample(metainfo=meta)
+    assert type(sample) is PoseWindowDataSample and sample.metainfo == reference.metainfo
+    assert sample.keys() == [] and sorted(sample.all_keys()) == sorted(meta)
+    assert sample.to_dict() == BaseDataElement.to_dict(reference) == meta
+    assert PoseWindowDataSample(metainfo=meta).to_dict() == meta
+    for moved in (sample.to('cpu'), sample.cpu()):
+        assert type(moved) is PoseWindowDataSample and moved is not sample
+        assert moved.metainfo == meta and moved.clip_name is sample.clip_name
+        # the copy has fields of its own: a prediction set on it leaves the original alone
+        moved.anomaly_scores = dict(nll=-1.5)
+        assert 'anomaly_scores' not in sample and sample.keys() == []
+        assert moved.to_dict() == dict(meta, anomaly_scores=dict(nll=-1.5))
+        assert moved.to_dict() == BaseDataElement.to_dict(moved)
+
+
+def test_non_plain_samples_keep_mmengines_behaviour():
+    from mmengine.structures import BaseDataElement, InstanceData
+    history = [1, 2]
+    # a mutable value: deep-copied at creation and again by to(), as mmengine does
+    sample = PoseWindowDataSample.from_metainfo(dict(clip_name='a', history=history))
+    assert sample.history == history and sample.history is not history
+    moved = sample.to('cpu')
+    assert moved.history == history and moved.history is not sample.history
+    # a plain sample made mutable by a later set_field is copied deeply from then on
+    plain = PoseWindowDataSample.from_metainfo(dict(clip_name='a'))
+    plain.set_field([3], 'history', field_type='metainfo')
+    assert plain.to('cpu').history is not plain.history
+    # a tensor data field is moved with to(); a nested element becomes a dict in to_dict
+    with_data = PoseWindowDataSample.from_metainfo(dict(clip_name='a'))
+    with_data.scores = torch.ones(2)
+    nested = InstanceData(bboxes=torch.zeros(1, 4))
+    with_data.inner = nested
+    as_dict = with_data.to_dict()
+    assert as_dict['clip_name'] == 'a' and torch.equal(as_dict['scores'], torch.ones(2))
+    assert as_dict['inner'].keys() == BaseDataElement.to_dict(with_data)['inner'].keys()
+    assert with_data.to(torch.float64).scores.dtype == torch.float64
+    # a property (ActionDataSample.proposals) is set through its setter, as before
+    boxes = InstanceData(bboxes=torch.zeros(1, 4))
+    proposed = PoseWindowDataSample.from_metainfo(dict(clip_name='a'))
+    proposed.proposals = boxes
+    assert proposed.proposals is boxes and proposed.to_dict().keys() == \
+        BaseDataElement.to_dict(proposed).keys()
+    # a metainfo name taken by a data field is refused, as mmengine refuses it
+    with pytest.raises(AttributeError, match='already a data field'):
+        with_data.set_metainfo(dict(scores=1))

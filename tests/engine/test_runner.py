@@ -1,5 +1,6 @@
 """CheckedRunner: exclusive run folders, strict checkpoints for project models only, folders
 given as checkpoints."""
+import logging
 import threading
 from pathlib import Path
 
@@ -105,3 +106,55 @@ def test_project_model_refuses_a_partial_checkpoint_unless_allowed(tmp_path: Pat
     _runner(tmp_path / 'b', fresh, allow_partial_checkpoint=True).load_checkpoint(str(path))
     loaded = fresh.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in state.items())
+
+
+def test_environment_log_reads_torchvision_version_without_importing_it(tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    import sys
+
+    import torchvision
+
+    from mgenet_mm.engine.runner import _torchvision_version, torchvision_version_only
+    real = torchvision.__version__
+    assert _torchvision_version() == real  # read from version.py, local build tag included
+    with torchvision_version_only():  # imported already: the real package
+        assert sys.modules['torchvision'] is torchvision
+    monkeypatch.delitem(sys.modules, 'torchvision')  # as in a run that never imported it
+    with torchvision_version_only():
+        import torchvision as stand_in
+        assert stand_in is not torchvision and stand_in.__version__ == real
+        assert not hasattr(stand_in, 'ops')
+    assert 'torchvision' not in sys.modules  # a later import gets the real package
+    runner = _runner(tmp_path, _OtherProjectModel())
+    assert 'torchvision' not in sys.modules
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    runner.logger.addHandler(handler)
+    try:
+        runner._log_env(dict(cudnn_benchmark=False))  # what the runner logged when built
+    finally:
+        runner.logger.removeHandler(handler)
+    log = '\n'.join(record.getMessage() for record in records)
+    assert f'TorchVision: {real}\n' in log and 'MMEngine: ' in log
+    assert 'torchvision' not in sys.modules
+
+
+def test_test_leaves_what_exists_before_it_out_of_full_collections(tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    import gc
+
+    from mmengine.runner import Runner
+    runner = _runner(tmp_path, _OtherProjectModel())
+    monkeypatch.setattr(Runner, 'test', lambda self: dict(frozen=gc.get_freeze_count()))
+    assert gc.get_freeze_count() == 0
+    assert runner.test()['frozen'] > 1000  # the modules, the model ... frozen during the test
+    assert gc.get_freeze_count() == 0  # and handed back afterwards
+
+    def failing_test(self):
+        raise RuntimeError('test loop failed')
+
+    monkeypatch.setattr(Runner, 'test', failing_test)
+    with pytest.raises(RuntimeError, match='test loop failed'):
+        runner.test()
+    assert gc.get_freeze_count() == 0
