@@ -83,4 +83,6 @@ def test_tiny_demo(tmp_path: Path) -> None:
     scores = score_video(model, str(data / 'testing' / 'frames' / clip),
                          str(data / 'pose' / 'test' / f'{clip}_alphapose_tracked_person.json'),
                          calibration=str(run / 'vad_results.json'), show_progress=False)
-    np.testing.assert_allclose(scores.frame_scores, reference[clip], atol=1e-4)
+    # The calibrated fusion keeps the training windows' scale (here hundreds, not min-max's
+    # [0, 1]), so the float16-cache vs recomputed-token difference is bounded relatively.
+    np.testing.assert_allclose(scores.frame_scores, reference[clip], rtol=1e-5, atol=1e-4)
