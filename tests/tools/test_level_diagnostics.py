@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import scipy.special
 import pytest
 import torch
 from mmengine.config import Config
@@ -130,7 +131,9 @@ def test_report_on_every_window(sample, capsys):
     addressing = report['addressing']
     assert set(addressing) == {'w_b', 'w_s', 'c_b', 'c_s'}
     assert addressing['w_b']['num_items'] == 8 and addressing['w_b']['uniform_weight'] == 0.125
-    assert addressing['w_s']['num_items'] == 4 and addressing['w_b']['temperature'] == 1.0
+    assert addressing['w_s']['num_items'] == 4
+    assert addressing['w_b']['temperature'] == model.behaviour_memory.temperature
+    assert addressing['w_s']['temperature'] == model.scene_memory.temperature
     assert addressing['c_b']['num_items'] == int(model.bsmm.filled.sum()) >= 2
 
     # An independent route to W_s: softmax over the scene items of the cosine with the cached
@@ -142,10 +145,10 @@ def test_report_on_every_window(sample, capsys):
     items = items / np.linalg.norm(items, axis=1, keepdims=True)
     queries = scene[[clip_row[clip] for clip, _, _ in report['windows']]]
     queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-    w_s = _softmax(queries @ items.T)  # (24, 4), temperature 1
+    w_s = _softmax(queries @ items.T / model.scene_memory.temperature)  # (24, 4)
     assert addressing['w_s']['mean_max_weight'] == pytest.approx(w_s.max(axis=1).mean(),
                                                                  rel=1e-4)
-    entropy = -(w_s * np.log(w_s)).sum(axis=1) / np.log(4)
+    entropy = -scipy.special.xlogy(w_s, w_s).sum(axis=1) / np.log(4)
     assert addressing['w_s']['normalised_entropy'] == pytest.approx(entropy.mean(), rel=1e-4)
     used = np.unique(w_s.argmax(axis=1))
     assert addressing['w_s']['item_usage'] == pytest.approx(len(used) / 4)
@@ -165,12 +168,13 @@ def test_report_on_every_window(sample, capsys):
     tensors = TOOL.level_tensors(model, _batch(model, dataset, range(len(dataset)))['inputs'])
 
     def unit(name):
-        flat = tensors[name].double().flatten(1).numpy()  # (24, t*C_app)
+        flat = tensors[name].double().flatten(1).numpy()  # (24, P*C_app) per token, or t*C_app
         return flat / np.linalg.norm(flat, axis=1, keepdims=True)
 
     gram = unit('f_u') @ unit('f_u').T
     features = report['features']
-    assert features['feature_shape'] == [12, 64]
+    # the demo's token-level branch: one 64-wide vector per token of the (12, 4, 4) grid
+    assert features['feature_shape'] == [12 * 4 * 4, 64]
     assert features['f_u_window_cosine'] == pytest.approx(
         (gram.sum() - np.trace(gram)) / (24 * 23), rel=1e-4)
     paired = [(unit('f_u') * unit(name)).sum(axis=1).mean() for name in ('f_m1', 'f_m2')]
