@@ -3,28 +3,17 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from mgenet_mm.apis import inference, score_video
-from tests.apis.test_inference import load_mgenet, mgenet_checkpoint, write_scene  # noqa: F401
-
-
-@pytest.fixture(scope='module', autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from tests.apis.test_inference import (load_mgenet, mgenet_checkpoint,  # noqa: F401
+                                       one_torch_thread, write_scene)
 
 
 @pytest.fixture(scope='module')
 def finite_scene(tmp_path_factory):
-    """The two-person walk of test_inference, its frame of NaN keypoints left out."""
+    """The two-person walk of test_inference (its missed frames are left out of the poses)."""
     tmp = tmp_path_factory.mktemp('decode')
     video, poses = write_scene(tmp)
-    poses = {person: {frame: entry for frame, entry in track.items()
-                      if np.isfinite(entry['keypoints']).all()}
-             for person, track in poses.items()}
     pose_path = tmp / 'walk_alphapose_tracked_person.json'
     pose_path.write_text(json.dumps(poses))
     return dict(video=str(video), pose_path=str(pose_path))
