@@ -10,6 +10,7 @@ import torch
 
 import mgenet_mm  # noqa: F401  registers the modules
 from mgenet_mm.models.backbones.stgnf import STGNF
+from mgenet_mm.models.layers import stgnf_fused
 from mgenet_mm.models.layers.stgnf_layers import STGCNBlock
 
 REPO = Path(__file__).resolve().parents[3]
@@ -254,8 +255,9 @@ def _sht_windows(num: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize('num', [64, 600])  # one chunk; two chunks of 300
-def test_fused_inference_matches_general_path(num):
+def test_fused_inference_matches_general_path(num, monkeypatch):
     """Official checkpoint, eval: the fused pass gives the step-by-step numbers."""
+    monkeypatch.setattr(stgnf_fused, 'FUSED_CHUNK', 512)
     model = STGNF.from_official_checkpoint(str(_ref(SHT_CKPT.name))).eval()
     x = _sht_windows(num)
     with torch.no_grad():
@@ -287,8 +289,9 @@ def test_fused_inference_applies_only_where_it_is_exact():
 
 
 @pytest.mark.parametrize('permutation', ['reverse', 'shuffle'])
-def test_fused_inference_small_model(permutation):
+def test_fused_inference_small_model(permutation, monkeypatch):
     """Random weights, an odd number of steps (channels end swapped), a ragged last chunk."""
+    monkeypatch.setattr(stgnf_fused, 'FUSED_CHUNK', 512)
     model = _small_model(permutation, seed=3)
     x = torch.randn(1100, 2, 8, 18) * 2 + 1  # chunks of 367, 367, 366
     with torch.no_grad():
