@@ -222,11 +222,14 @@ def pose_window_collate(data_batch: Sequence[Mapping[str, Any]],
                 else '')
         raise KeyError(f'pose_window_collate: {describe_window(first)} has no '
                        f'{pose_key!r}{hint}')
-    shapes = {np.shape(item[pose_key]) for item in data_batch}
-    if len(shapes) != 1 or len(next(iter(shapes))) != 3:
-        raise ValueError(f'pose_window_collate needs (T, V, C) windows of one shape, got '
-                         f'{sorted(shapes)}')
-    windows = np.stack([item[pose_key] for item in data_batch])  # (B, T, V, C)
+    # PoseWindowDataset.__getitems__ hands over its windows stacked already (items: views).
+    windows = getattr(data_batch, 'stacked_keypoints', None) if pose_key == 'keypoint' else None
+    if windows is None:
+        shapes = {np.shape(item[pose_key]) for item in data_batch}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 3:
+            raise ValueError(f'pose_window_collate needs (T, V, C) windows of one shape, got '
+                             f'{sorted(shapes)}')
+        windows = np.stack([item[pose_key] for item in data_batch])  # (B, T, V, C)
     if normalize:
         windows, degenerate = normalize_windows(windows, video_resolution)
         if degenerate.any():

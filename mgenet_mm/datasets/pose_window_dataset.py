@@ -15,6 +15,12 @@ from .pose_utils import (POSE_FILE_SUFFIXES, clip_ids, coco17_to_coco18, degener
                          pose_files_in, read_tracked_pose_json, stgnf_window_starts)
 
 
+class _WindowItems(list):
+    """A batch of window items with their keypoints also as one (B, T, V, C) array."""
+
+    stacked_keypoints: np.ndarray
+
+
 @DATASETS.register_module()
 class PoseWindowDataset(BaseDataset):
     """Person windows of T frames from tracked-pose JSON files (STG-NF layout).
@@ -194,6 +200,35 @@ class PoseWindowDataset(BaseDataset):
         row = info['row']
         info['keypoint'] = self.keypoints[row:row + self.seg_len].copy()  # (T, 18, 3)
         return info
+
+    def __getitems__(self, indices: Sequence[int]) -> List[dict]:
+        """A batch of items at once: what torch's ``DataLoader`` asks a dataset for, if it can.
+
+        With an empty pipeline and this class's :meth:`get_data_info`, the windows are gathered
+        by one fancy index into a (B, T, 18, 3) array instead of B slices and copies; each
+        item's ``keypoint`` is a view of it, its other keys those of :meth:`get_data_info`. The
+        returned list carries the array as ``stacked_keypoints``, which
+        :func:`~mgenet_mm.datasets.pose_window_collate` uses instead of stacking the items
+        again. Otherwise (transforms, or a subclass with its own items) it is
+        ``[self[i] for i in indices]``, what the loader does without this method.
+
+        Args:
+            indices (Sequence[int]): Item indices (>= 0), e.g. one batch of a sampler.
+
+        Returns:
+            list[dict]: The items, in ``indices`` order.
+        """
+        if len(self.pipeline.transforms) or \
+                type(self).get_data_info is not PoseWindowDataset.get_data_info:
+            return [self[i] for i in indices]
+        if not self._fully_initialized:
+            self.full_init()
+        indices = [int(i) for i in indices]
+        stacked = self.window_keypoints(indices)  # (B, T, 18, 3), a new array
+        items = _WindowItems(dict(self.data_list[i], sample_idx=i, keypoint=window)
+                             for i, window in zip(indices, stacked))
+        items.stacked_keypoints = stacked
+        return items
 
     def window_keypoints(self, indices: Optional[Sequence[int]] = None) -> np.ndarray:
         """Raw (n, T, 18, 3) keypoints of many windows at once, by fancy indexing.

@@ -12,4 +12,5 @@ model = dict(
         permutation='reverse',
         strategy='uniform',
         max_hop=8),
-    data_preprocessor=dict(type='ActionDataPreprocessor'))
+    # Stacks the windows (ActionDataPreprocessor's numbers) without mmengine's per-window walk.
+    data_preprocessor=dict(type='PoseWindowDataPreprocessor'))

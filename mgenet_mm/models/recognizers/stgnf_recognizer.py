@@ -35,11 +35,15 @@ class STGNFRecognizer(BaseRecognizer):
 
     Args:
         backbone (dict): The :class:`STGNF` config.
-        data_preprocessor (dict, optional): Defaults to ``ActionDataPreprocessor`` (stacking).
+        data_preprocessor (dict, optional): Defaults to
+            :class:`~mgenet_mm.models.data_preprocessors.PoseWindowDataPreprocessor` (stacking,
+            the numbers of ``ActionDataPreprocessor``, without its per-window cost).
         train_cfg, test_cfg (dict, optional): Unused, kept for the mmaction interface.
     """
 
     def __init__(self, backbone: dict, **kwargs: Any) -> None:
+        if kwargs.get('data_preprocessor') is None:
+            kwargs['data_preprocessor'] = dict(type='PoseWindowDataPreprocessor')
         super().__init__(backbone=backbone, **kwargs)
         self._register_load_state_dict_pre_hook(self._adopt_official_keys)
 

@@ -1,0 +1,3 @@
+from .pose_window_preprocessor import PoseWindowDataPreprocessor
+
+__all__ = ['PoseWindowDataPreprocessor']
