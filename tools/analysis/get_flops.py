@@ -100,10 +100,13 @@ def mgenet_stages(model: torch.nn.Module, scene_size: int) -> List[Stage]:
                        (e_b, ), [model.motion_head]))
         if model.with_appearance:
             stages.append(('appearance target f_u', lambda e: model.appearance_target(e)[0],
-                           (e_b, ), [model.behaviour_memory, model.appearance_head]))
+                           (e_b, ), [model.behaviour_memory, model.appearance_target_head()]))
+            # f_m = [predictor](mask head(mask encoder)): appearance_predictor is None or a module
+            mask_side = [part for part in (model.mask_encoder, model.mask_head,
+                                           model.appearance_predictor) if part is not None]
             for index, mask in enumerate(model.test_mask_pair(1, tokens.device)):
                 stages.append((f'masked pass {index + 1} of S_app', model._masked_features,
-                               (tokens, mask), [model.mask_encoder, model.mask_head]))
+                               (tokens, mask), mask_side))
         if model.bsmm is not None and scene_feat is not None:
             inputs = dict(pose=pose, tokens=tokens, scene_feat=scene_feat)
             model.write_bsmm(inputs)  # random weights: S_mm needs a written BSMM

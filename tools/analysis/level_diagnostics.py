@@ -10,7 +10,9 @@ Runs the level-2 and level-3 forward of a checkpoint on random windows of a spli
 - the BSMM read (eq. 10) C_b and C_s over its filled items: the same statistics;
 - f_u (teacher) and f_m (mask encoder, under each of the two complementary test masks): the mean
   cosine between different windows (their spread) and the mean cosine of f_u with f_m of the
-  same window;
+  same window; for f_u also the mean per-dimension standard deviation of the unit f_u across
+  windows against its value 1/sqrt(D) for evenly spread directions (a collapsed target: 0),
+  and the head that gives f_u (``appearance_head_sharing``);
 - each anomaly component (mo, app, mm) the model attaches to the windows: min, median, max, IQR.
 
 The tensors are computed by :func:`level_tensors`, which calls the model's own parts in the
@@ -43,8 +45,9 @@ from mgenet_mm.datasets.feature_cache import FeatureCacheError
 from mgenet_mm.engine import merge_cfg_options
 from mgenet_mm.fileio import atomic_write_bytes
 from mgenet_mm.models.recognizers import MGENetRecognizer
-from mgenet_mm.models.utils.addressing_stats import (addressing_stats, mean_paired_cosine,
-                                                     mean_pairwise_cosine, summary_stats)
+from mgenet_mm.models.utils.addressing_stats import (addressing_stats, mean_dimension_std,
+                                                     mean_paired_cosine, mean_pairwise_cosine,
+                                                     summary_stats)
 from mgenet_mm.utils import (UntrustedCheckpointError, add_trust_argument,
                              load_checkpoint_file, trust_from_args)
 
@@ -241,9 +244,12 @@ def diagnostics(model: MGENetRecognizer, tensors: Dict[str, Tensor]) -> Dict[str
         # f_m: the mean over the two complementary test masks
         features = dict(
             f_u_window_cosine=mean_pairwise_cosine(f_u),
+            f_u_dim_std=mean_dimension_std(f_u),
+            f_u_dim_std_spread=float(f_u[0].numel()) ** -0.5,
             f_m_window_cosine=sum(mean_pairwise_cosine(f_m) for f_m in passes) / 2,
             f_u_f_m_cosine=sum(mean_paired_cosine(f_u, f_m) for f_m in passes) / 2,
-            feature_shape=list(f_u.shape[1:]))
+            feature_shape=list(f_u.shape[1:]),
+            head_sharing=getattr(model, 'appearance_head_sharing', 'separate'))
     components = {name[2:]: summary_stats(value) for name, value in tensors.items()
                   if name.startswith('S_')}
     notes = []
@@ -281,9 +287,12 @@ def format_report(report: Dict[str, Any]) -> str:
     features = report['features']
     if features:
         rows = (('f_u spread: mean cos between windows', 'f_u_window_cosine'),
+                ('f_u spread: mean std per dim (unit f_u)', 'f_u_dim_std'),
+                ('  the same for evenly spread f_u', 'f_u_dim_std_spread'),
                 ('f_m spread: mean cos between windows', 'f_m_window_cosine'),
                 ('cos(f_u, f_m) of a window, both masks', 'f_u_f_m_cosine'))
-        lines += ['', f'appearance features, {tuple(features["feature_shape"])} per window']
+        lines += ['', f'appearance features, {tuple(features["feature_shape"])} per window, '
+                  f'f_u from the {features["head_sharing"]} head']
         lines += [f'  {label:40s}{features[key]:9.4f}' for label, key in rows]
     if report['components']:
         head = f'{"component":12s}{"min":>12s}{"median":>12s}{"max":>12s}{"IQR":>12s}'

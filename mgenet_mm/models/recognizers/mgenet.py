@@ -5,6 +5,7 @@ maths lives in the backbones, heads and memory modules.
 """
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -19,6 +20,7 @@ from mmaction.utils import SampleList
 from ...preprocessing import DEFAULT_PREPROCESSOR
 from ..heads.lsta_head import MOTION_SCORE_VARIANTS
 from ..modules.masking import complementary_masks, global_batch_share, tube_mask
+from ..utils.ema import ema_update_
 from ..utils.freezing import FrozenModuleMixin, freeze_module
 from ..utils.guidance_cache import cached_guidance_features
 from .stgnf_recognizer import pose_inputs
@@ -27,6 +29,10 @@ LEVELS = ('motion', 'appearance')
 #: What H_u projects into the level-2 target f_u: the behaviour-memory read-out f_b (paper),
 #: the RGB encoder's tokens e_b, or both concatenated along channels (MNAD's [e_b, read-out]).
 APPEARANCE_TEACHERS = ('readout', 'embedding', 'concat')
+#: Which head projects the teacher into f_u: its own H_u (``appearance_head``, never trained: L_app
+#: detaches f_u), the mask head H_m itself under a stop-gradient (the paper's single "projection
+#: head"), or an exponential moving average of H_m (BYOL's target network).
+APPEARANCE_HEAD_SHARING = ('separate', 'shared', 'ema')
 
 
 @MODELS.register_module()
@@ -70,7 +76,10 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
         mask_encoder (dict, optional): The mask encoder (a :class:`SpaceTimeViT` with
             ``use_mask_token=True``); None disables level 2 (the "no L_app" ablation).
         appearance_head (dict, optional): H_u, a :class:`ProjectionHead` applied to the
-            level-2 teacher (see ``appearance_teacher``).
+            level-2 teacher (see ``appearance_teacher``). Required with
+            ``appearance_head_sharing='separate'``, and must be None otherwise (the mask head
+            then projects the teacher; a config that still sets it is refused rather than
+            silently ignored).
         mask_head (dict, optional): The mask encoder's :class:`ProjectionHead`; owns L_app.
         behaviour_memory (dict): :class:`MemoryBank` of N_b items of width C_b.
         scene_memory (dict, optional): :class:`MemoryBank` of N_s items of width C_s.
@@ -89,6 +98,20 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
             ``'embedding'`` (e_b) or ``'concat'`` ([e_b, f_b], H_u then takes 2 C_b channels).
             The read-out is a normal prototype of each token; as the teacher it hides the very
             appearance the student should fail to predict. Defaults to ``'readout'``.
+        appearance_head_sharing (str): Which head gives f_u. ``'separate'`` (default, as so
+            far): ``appearance_head``, a head of its own that no loss trains (f_u is a fixed
+            random projection of the teacher). ``'shared'``: f_u = sg(H_m(teacher)) with the
+            mask head's own weights, the paper's single "projection head"; H_m is trained
+            through f_m only. ``'ema'``: f_u = H_ema(teacher), H_ema an exponential moving
+            average of H_m (module ``appearance_ema_head``, no gradient, saved in the
+            checkpoint), updated once per training ``loss`` call, before f_u is computed, with
+            H_m as the last optimiser step left it: ``H_ema <- m H_ema + (1 - m) H_m`` (with
+            gradient accumulation: once per micro-batch). Sharing needs a teacher as wide as
+            the mask head's input (ValueError otherwise).
+        appearance_predictor (dict, optional): A predictor on the mask side (e.g.
+            :class:`AppearancePredictor`), the guard against collapse of a shared head: f_m =
+            P(H_m(mask tokens)) in L_app and in S_app alike. None (default): f_m = H_m(...).
+        appearance_ema_momentum (float): m of ``'ema'``, in [0, 1). Defaults to 0.99.
         train_cfg (dict, optional): ``levels`` (default both), ``update_memories`` (True),
             ``cache_guidance`` (True: f_sk of each training window is computed once and kept,
             see :mod:`~mgenet_mm.models.utils.guidance_cache`) and
@@ -117,6 +140,9 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
                  score_calibration: Optional[dict] = None,
                  sep_loss_weight: float = 0.001,
                  appearance_teacher: str = 'readout',
+                 appearance_head_sharing: str = 'separate',
+                 appearance_predictor: Optional[dict] = None,
+                 appearance_ema_momentum: float = 0.99,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -132,24 +158,63 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
         self.scene_encoder = MODELS.build(scene_encoder) if scene_encoder else None
         self.token_grid: Tuple[int, int, int] = tuple(self.motion_head.token_grid)
 
-        level2 = (mask_encoder, appearance_head, mask_head, mask_generator)
+        if appearance_head_sharing not in APPEARANCE_HEAD_SHARING:
+            raise ValueError(f'appearance_head_sharing must be one of {APPEARANCE_HEAD_SHARING}, '
+                             f'got {appearance_head_sharing!r}')
+        self.appearance_head_sharing = appearance_head_sharing
+        separate = appearance_head_sharing == 'separate'
+        if not separate and appearance_head is not None:
+            raise ValueError(f"appearance_head_sharing='{appearance_head_sharing}' projects the "
+                             'teacher with the mask head: appearance_head must be None (set '
+                             "model.appearance_head=None in the config), or use "
+                             "appearance_head_sharing='separate'")
+        level2 = (mask_encoder, mask_head, mask_generator) + ((appearance_head, )
+                                                              if separate else ())
         if any(part is not None for part in level2) and not all(p is not None for p in level2):
             raise ValueError('level 2 needs mask_encoder, appearance_head, mask_head and '
-                             'mask_generator together (or none of them)')
+                             'mask_generator together (or none of them)' if separate else
+                             'level 2 needs mask_encoder, mask_head and mask_generator '
+                             'together (or none of them)')
         self.with_appearance = mask_encoder is not None
+        if not self.with_appearance and (not separate or appearance_predictor is not None):
+            raise ValueError('appearance_head_sharing and appearance_predictor act on level 2, '
+                             'which this config has not (no mask_encoder): leave them at '
+                             "'separate' and None")
         if appearance_teacher not in APPEARANCE_TEACHERS:
             raise ValueError(f'appearance_teacher must be one of {APPEARANCE_TEACHERS}, got '
                              f'{appearance_teacher!r}')
         self.appearance_teacher = appearance_teacher
+        self.appearance_head = None
+        self.appearance_predictor = None
+        self.appearance_ema_head = None
         if self.with_appearance:
             self.mask_encoder = MODELS.build(mask_encoder)
-            self.appearance_head = MODELS.build(appearance_head)
+            if separate:  # built in this order as before: the same seed gives the same weights
+                self.appearance_head = MODELS.build(appearance_head)
             self.mask_head = MODELS.build(mask_head)
             self.mask_generator = MODELS.build(mask_generator)
             if (self.mask_generator.height, self.mask_generator.width) != self.token_grid[1:]:
                 raise ValueError('mask_generator.input_size '
                                  f'{(self.mask_generator.height, self.mask_generator.width)} '
                                  f'must be the (h, w) of the token grid {self.token_grid}')
+            if not separate:
+                self._check_shared_width()
+            if appearance_head_sharing == 'ema':
+                if not 0. <= appearance_ema_momentum < 1.:
+                    raise ValueError('appearance_ema_momentum must be in [0, 1), got '
+                                     f'{appearance_ema_momentum}')
+                # starts as H_m (init_weights copies H_m again after initialising it); a
+                # parameter-only target: frozen, never in an optimiser step
+                self.appearance_ema_head = freeze_module(copy.deepcopy(self.mask_head))
+                self.register_buffer('appearance_ema_steps', torch.zeros((), dtype=torch.long))
+            if appearance_predictor is not None:
+                self.appearance_predictor = MODELS.build(appearance_predictor)
+                width = getattr(self.appearance_predictor, 'in_channels', None)
+                if width is not None and width != self.mask_head.out_channels:
+                    raise ValueError(f'appearance_predictor.in_channels ({width}) must be the '
+                                     'width of f_m, mask_head.out_channels '
+                                     f'({self.mask_head.out_channels})')
+        self.appearance_ema_momentum = float(appearance_ema_momentum)
 
         if bsmm is not None:
             if self.scene_memory is None:
@@ -186,9 +251,39 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
     # ------------------------------------------------------------------ plumbing
     def frozen_modules(self) -> List[torch.nn.Module]:
         """The frozen parts, kept in eval mode by ``train()``: the guidance flow (BatchNorm must
-        keep its running statistics), and the feature stages when present."""
-        return [part for part in (self.guidance, self.cube_embed, self.scene_encoder)
-                if part is not None]
+        keep its running statistics), the feature stages when present, and the EMA target head
+        of ``appearance_head_sharing='ema'`` (moved by its average, never by a gradient)."""
+        return [part for part in (self.guidance, self.cube_embed, self.scene_encoder,
+                                  self.appearance_ema_head) if part is not None]
+
+    def init_weights(self) -> None:
+        """Initialise the parts; the EMA target head then starts as a copy of the mask head.
+
+        Left as it is when it has been averaged already (``appearance_ema_steps`` > 0, e.g.
+        restored by a whole-model ``init_cfg``).
+        """
+        super().init_weights()
+        if self.appearance_ema_head is not None and int(self.appearance_ema_steps) == 0:
+            ema_update_(self.appearance_ema_head, self.mask_head, 0.)
+
+    def _check_shared_width(self) -> None:
+        """A shared or EMA H_m projects the teacher too: it must be as wide as H_m's input."""
+        e_b = getattr(self.backbone, 'embed_dims', self.behaviour_memory.dim)
+        f_b = self.behaviour_memory.dim
+        teacher = dict(readout=(f_b, 'behaviour_memory.dim'),
+                       embedding=(e_b, 'backbone.embed_dims'),
+                       concat=(e_b + f_b, 'backbone.embed_dims + behaviour_memory.dim'))
+        width, keys = teacher[self.appearance_teacher]
+        head_width = self.mask_head.in_channels
+        encoder_width = getattr(self.mask_encoder, 'embed_dims', head_width)
+        if width != head_width or width != encoder_width:
+            raise ValueError(
+                f"appearance_head_sharing='{self.appearance_head_sharing}' projects the level-2 "
+                f"teacher with the mask head: the teacher (appearance_teacher="
+                f"'{self.appearance_teacher}', {keys} = {width} channels) must be as wide as "
+                f'the mask encoder output mask_encoder.embed_dims = {encoder_width} and the mask '
+                f'head input mask_head.in_channels = {head_width}; make them equal, choose '
+                "another appearance_teacher, or use appearance_head_sharing='separate'")
 
     def _tokens(self, inputs: Dict[str, Tensor]) -> Tensor:
         if 'tokens' in inputs:
@@ -221,11 +316,25 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
         return self.backbone(self._tokens(inputs)), dict()
 
     def _masked_features(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        """f_m = [P](H_m(mask encoder(tokens, mask))), as L_app and S_app both use it."""
         # (B, t, C_app) pooled, or (B, P, C_app) per token
-        return self.mask_head(self.mask_encoder(tokens, mask), self.token_grid)
+        f_m = self.mask_head(self.mask_encoder(tokens, mask), self.token_grid)
+        if self.appearance_predictor is not None:
+            f_m = self.appearance_predictor(f_m)  # same shape
+        return f_m
+
+    def appearance_target_head(self) -> torch.nn.Module:
+        """The head that projects the teacher into f_u: ``appearance_head`` (``'separate'``),
+        ``mask_head`` (``'shared'``) or ``appearance_ema_head`` (``'ema'``)."""
+        return dict(separate=self.appearance_head, shared=self.mask_head,
+                    ema=self.appearance_ema_head)[self.appearance_head_sharing]
 
     def appearance_target(self, e_b: Tensor) -> Tuple[Tensor, Tensor]:
-        """The level-2 teacher f_u = H_u(teacher) and the behaviour weights W_b (B, P, N_b).
+        """The level-2 target f_u = H_u(teacher) and the behaviour weights W_b (B, P, N_b).
+
+        H_u is :meth:`appearance_target_head`. With a shared or EMA head f_u carries no
+        gradient (computed under ``no_grad``: the stop-gradient of eq. 6 made explicit, so that
+        a shared H_m learns through f_m only).
 
         Args:
             e_b (Tensor): The RGB encoder's tokens (B, P, C_b).
@@ -237,7 +346,19 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
         teacher = dict(readout=f_b, embedding=e_b).get(self.appearance_teacher)
         if teacher is None:  # 'concat'
             teacher = torch.cat([e_b, f_b], dim=-1)  # (B, P, 2 C_b)
-        return self.appearance_head(teacher, self.token_grid), w_b
+        head = self.appearance_target_head()
+        with torch.set_grad_enabled(torch.is_grad_enabled() and
+                                    self.appearance_head_sharing == 'separate'):
+            return head(teacher, self.token_grid), w_b
+
+    @torch.no_grad()
+    def update_appearance_ema(self) -> None:
+        """One EMA step of the target head: ``H_ema <- m H_ema + (1 - m) H_m`` (``'ema'``
+        only; the training ``loss`` calls it before computing f_u)."""
+        if self.appearance_ema_head is None:
+            raise RuntimeError("update_appearance_ema needs appearance_head_sharing='ema'")
+        ema_update_(self.appearance_ema_head, self.mask_head, self.appearance_ema_momentum)
+        self.appearance_ema_steps += 1
 
     # ------------------------------------------------------------------ training
     def loss(self, inputs: Dict[str, Tensor], data_samples: SampleList,
@@ -256,6 +377,10 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
             losses['loss_sep_b'] = self.sep_loss_weight * \
                 self.behaviour_memory.separateness_loss(e_b)
         if 'appearance' in self.levels:
+            if self.appearance_ema_head is not None and self.training:
+                # H_m as the previous optimiser step left it enters the average before f_u is
+                # computed (BYOL's order: update the target after a step, then use it)
+                self.update_appearance_ema()
             f_u, _ = self.appearance_target(e_b)
             # This rank's share of masks drawn for the whole global batch: see
             # global_batch_share (distributed runs follow the single-process run).

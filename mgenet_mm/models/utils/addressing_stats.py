@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ['max_weight', 'normalised_entropy', 'item_usage', 'mean_pairwise_cosine',
-           'mean_paired_cosine', 'addressing_stats', 'summary_stats']
+           'mean_dimension_std', 'mean_paired_cosine', 'addressing_stats', 'summary_stats']
 
 
 def _rows(weights: Tensor) -> Tensor:
@@ -98,6 +98,29 @@ def mean_pairwise_cosine(features: Tensor) -> float:
     self_pairs = unit.pow(2).sum()
     num_windows = unit.shape[0]
     return float((total - self_pairs) / (num_windows * (num_windows - 1)))
+
+
+def mean_dimension_std(features: Tensor) -> float:
+    """Mean over dimensions of the standard deviation across windows of the unit features.
+
+    Each window's tensor is flattened and L2-normalised (as in :func:`mean_pairwise_cosine`);
+    the population standard deviation of every dimension over the B windows is then averaged
+    over the D dimensions. 0 when every window gives the same direction (a collapsed target);
+    about ``1 / sqrt(D)`` for directions spread evenly over the sphere (SimSiam's collapse
+    check).
+
+    Args:
+        features (Tensor): Shape (B, ...), B >= 2.
+
+    Returns:
+        float: In [0, 1].
+    """
+    if features.shape[0] < 2:
+        raise ValueError('the spread across windows needs at least two windows, got '
+                         f'{features.shape[0]}')
+    # (B, ...) -> (B, D): one unit vector per window
+    unit = F.normalize(features.detach().double().flatten(1), dim=1)
+    return float(unit.std(dim=0, unbiased=False).mean())
 
 
 def mean_paired_cosine(first: Tensor, second: Tensor) -> float:

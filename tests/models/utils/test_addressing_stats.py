@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from mgenet_mm.models.utils.addressing_stats import (addressing_stats, item_usage, max_weight,
-                                                     mean_paired_cosine, mean_pairwise_cosine,
-                                                     normalised_entropy, summary_stats)
+                                                     mean_dimension_std, mean_paired_cosine,
+                                                     mean_pairwise_cosine, normalised_entropy,
+                                                     summary_stats)
 
 
 def _one_hot(items, num_items: int) -> torch.Tensor:
@@ -102,3 +103,17 @@ def test_summary_stats():
     assert stats['min'] == values.min() and stats['max'] == values.max()
     with pytest.raises(ValueError, match='at least one'):
         summary_stats(torch.zeros(0))
+
+
+def test_mean_dimension_std_by_hand():
+    # two windows along the axes: each dimension takes 1 and 0 over the windows, std 0.5
+    assert mean_dimension_std(torch.tensor([[3., 0.], [0., 2.]])) == pytest.approx(0.5)
+    # one direction at different scales: collapsed, 0
+    assert mean_dimension_std(torch.tensor([[1., 2.], [2., 4.], [0.5, 1.]])) == pytest.approx(0.)
+    # (B, t, C) flattened per window, against numpy
+    features = torch.randn(5, 3, 4, generator=torch.Generator().manual_seed(0))
+    flat = features.reshape(5, 12).double().numpy()
+    unit = flat / np.linalg.norm(flat, axis=1, keepdims=True)
+    assert mean_dimension_std(features) == pytest.approx(unit.std(axis=0).mean())
+    with pytest.raises(ValueError, match='at least two windows'):
+        mean_dimension_std(torch.ones(1, 4))
