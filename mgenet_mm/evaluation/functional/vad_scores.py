@@ -1,6 +1,6 @@
 """Frame-level video anomaly detection (VAD) scoring, STG-NF protocol.
 
-Pure numpy/scipy/scikit-learn maths that turns per-window scores into per-frame scores and
+Pure numpy/scipy maths that turns per-window scores into per-frame scores and
 frame-level AUCs exactly as the official STG-NF evaluation (Hirschorn & Avidan, ICCV 2023) does,
 so that numbers obtained here are directly comparable with the published ones.
 
@@ -17,8 +17,10 @@ Protocol, in order (all per-frame values are *normality*: higher = more normal):
 3. Per clip, ``scipy.ndimage.gaussian_filter1d(x, sigma)`` with its defaults (``mode='reflect'``,
    ``truncate=4.0``) is applied successively for sigma = 1, 2, ..., 6 (:func:`smooth_scores`).
 4. Clips are concatenated in sorted clip-name order and the micro AUC is
-   ``roc_auc_score(gt, -normality)`` with ``gt`` 1 = abnormal (:func:`compute_vad_aucs`). The
-   official code computes ``roc_auc_score(1 - gt, normality)``, which is the same number.
+   ``roc_auc_score(gt, -normality)`` with ``gt`` 1 = abnormal (:func:`compute_vad_aucs`; the
+   AUC is :func:`~mgenet_mm.evaluation.functional.roc_auc.binary_roc_auc`, scikit-learn's number
+   from exact counts). The official code computes ``roc_auc_score(1 - gt, normality)``, which is
+   the same number.
 
 Typical use::
 
@@ -34,7 +36,8 @@ from typing import Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple,
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from sklearn.metrics import roc_auc_score
+
+from .roc_auc import binary_roc_auc
 
 __all__ = [
     'DEFAULT_SIGMAS',
@@ -362,7 +365,7 @@ def padded_clip_auc(gt: np.ndarray, anomaly: np.ndarray) -> float:
     """Frame AUC of one clip with the usual macro-AUC padding, defined for one-class clips too.
 
     One normal frame scored strictly below every frame of the clip and one abnormal frame scored
-    strictly above are appended before ``roc_auc_score``. This is the padding used by the common
+    strictly above are appended before the AUC. This is the padding used by the common
     macro-AUC implementations (they append label 0 with score 0 and label 1 with score 1 or
     ``float_max`` to min-max-normalised scores); placing the pads outside the clip's own score
     range makes it independent of the score scale. Effects: a clip with only normal frames
@@ -383,14 +386,14 @@ def padded_clip_auc(gt: np.ndarray, anomaly: np.ndarray) -> float:
     bound = 2.0 * float(np.abs(anomaly).max(initial=0.0)) + 1.0
     labels = np.concatenate(([0], np.asarray(gt).astype(np.int64), [1]))
     padded = np.concatenate(([-bound], anomaly, [bound]))
-    return float(roc_auc_score(labels, padded))
+    return binary_roc_auc(labels, padded)
 
 
 def _micro_auc(gt: np.ndarray, anomaly: np.ndarray, what: str) -> float:
     if gt.min() == gt.max():
         raise ValueError(f'{what}: the ground truth of the whole set has a single class '
                          f'({int(gt[0])}); the frame AUC is undefined')
-    return float(roc_auc_score(gt, anomaly))
+    return binary_roc_auc(gt, anomaly)
 
 
 def compute_vad_aucs(
@@ -520,7 +523,7 @@ def kind_aucs(anomaly_scores: Mapping[str, np.ndarray],
         positives = int((kinds == kind).sum())
         if positives == 0 or positives == int(keep.sum()):
             continue
-        results[f'micro_auc/{label}'] = float(roc_auc_score(kinds[keep] == kind, scores[keep]))
+        results[f'micro_auc/{label}'] = binary_roc_auc(kinds[keep] == kind, scores[keep])
         per_clip = []
         for name in names:
             clip_kinds = np.asarray(kinds_by_clip[name]).astype(np.int64)
