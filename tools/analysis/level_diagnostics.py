@@ -13,7 +13,12 @@ Runs the level-2 and level-3 forward of a checkpoint on random windows of a spli
   same window; for f_u also the mean per-dimension standard deviation of the unit f_u across
   windows against its value 1/sqrt(D) for evenly spread directions (a collapsed target: 0),
   and the head that gives f_u (``appearance_head_sharing``);
-- each anomaly component (mo, app, mm) the model attaches to the windows: min, median, max, IQR.
+- each anomaly component (mo, app, mm) the model attaches to the windows: min, median, max, IQR;
+- with ``imgs`` inputs and a ``cube_embed`` (not from a feature cache), the mask leak: the cube
+  tokens of the clips masked in pixels by each test mask against the unmasked clip's tokens, at
+  the visible and at the masked positions (mean relative change ||x_m - x|| / ||x|| and mean
+  cosine). A visible change above 0 is content of the masked blocks that the frozen stage mixes
+  into visible tokens, which ``mask_input='tokens'`` leaves in and ``'pixels'`` removes.
 
 The tensors are computed by :func:`level_tensors`, which calls the model's own parts in the
 order ``MGENetRecognizer.anomaly_components`` does (tests check that they reproduce its S_app
@@ -30,11 +35,12 @@ import json
 import os.path as osp
 import sys
 from functools import partial
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import mgenet_mm  # noqa: F401  shims + registration before configs are built
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config, DictAction
 from mmengine.registry import FUNCTIONS, init_default_scope
 from torch import Tensor
@@ -44,6 +50,7 @@ from mgenet_mm.apis.inference import InferenceError, init_model
 from mgenet_mm.datasets.feature_cache import FeatureCacheError
 from mgenet_mm.engine import merge_cfg_options
 from mgenet_mm.fileio import atomic_write_bytes
+from mgenet_mm.models.modules.masking import mask_pixels
 from mgenet_mm.models.recognizers import MGENetRecognizer
 from mgenet_mm.models.utils.addressing_stats import (addressing_stats, mean_dimension_std,
                                                      mean_paired_cosine, mean_pairwise_cosine,
@@ -176,6 +183,47 @@ def _collate_fn(loader_cfg: dict):
 
 
 # ----------------------------------------------------------------------------- forward
+def token_change(unmasked: Tensor, masked: Tensor, positions: Tensor) -> Tuple[Tensor, Tensor]:
+    """How much the tokens at ``positions`` moved, per window.
+
+    Args:
+        unmasked (Tensor): Tokens of the clips (B, C, t, h, w).
+        masked (Tensor): Tokens of the masked clips, the same shape.
+        positions (Tensor): (B, t*h*w) bool, the tokens to compare (at least one per window).
+
+    Returns:
+        tuple[Tensor, Tensor]: (B,) the mean over those tokens of ||masked - unmasked|| /
+        ||unmasked||, and (B,) their mean cosine.
+    """
+    # (B, C, t, h, w) -> (B, P, C)
+    before, after = (x.flatten(2).transpose(1, 2) for x in (unmasked, masked))
+    change = (torch.linalg.vector_norm(after - before, dim=2) /
+              torch.linalg.vector_norm(before, dim=2).clamp_min(1e-12))  # (B, P)
+    cosine = F.cosine_similarity(after, before, dim=2)  # (B, P)
+    weight = positions.to(change.dtype)
+    count = weight.sum(dim=1)
+    return (change * weight).sum(dim=1) / count, (cosine * weight).sum(dim=1) / count
+
+
+def mask_leak(model: MGENetRecognizer, imgs: Tensor) -> Dict[str, Tensor]:
+    """The mask leak of the frozen cube embedding under the test mask pair.
+
+    Returns:
+        dict[str, Tensor]: ``leak_visible_change``, ``leak_visible_cosine``,
+        ``leak_masked_change``, ``leak_masked_cosine``, each (B,), the mean of
+        :func:`token_change` over the two complementary test masks.
+    """
+    unmasked = model.cube_embed(imgs)  # (B, C_in, t, h, w)
+    out: Dict[str, Tensor] = {}
+    for mask in model.test_mask_pair(imgs.shape[0], imgs.device):
+        masked = model.cube_embed(mask_pixels(imgs, mask, model.token_grid))
+        for name, positions in (('visible', ~mask), ('masked', mask)):
+            change, cosine = token_change(unmasked, masked, positions)
+            for key, value in ((f'leak_{name}_change', change), (f'leak_{name}_cosine', cosine)):
+                out[key] = out.get(key, 0) + value / 2
+    return out
+
+
 @torch.no_grad()
 def level_tensors(model: MGENetRecognizer, inputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
     """The level-2/3 tensors of a batch, computed as ``anomaly_components`` computes them.
@@ -183,8 +231,9 @@ def level_tensors(model: MGENetRecognizer, inputs: Dict[str, Tensor]) -> Dict[st
     Returns:
         dict[str, Tensor]: ``w_b`` (B, P, N_b); with a scene memory ``w_s`` (B, 1, N_s); with
         level 2 ``f_u`` and ``f_m1``, ``f_m2`` (f_m under the test mask ``mask1`` and its
-        complement ``mask2``, each (B, P) bool, shaped as f_u); once the BSMM is written ``c_b``, ``c_s`` (B, N_filled), its matching
-        weights over the filled items only (empty ones take no part in its softmax).
+        complement ``mask2``, each (B, P) bool, shaped as f_u); once the BSMM is written
+        ``c_b``, ``c_s`` (B, N_filled), its matching weights over the filled items only (empty
+        ones take no part in its softmax).
     """
     tokens = model._tokens(inputs)  # (B, C_in, t, h, w)
     e_b = model.backbone(tokens)  # (B, P, C_b)
@@ -193,8 +242,10 @@ def level_tensors(model: MGENetRecognizer, inputs: Dict[str, Tensor]) -> Dict[st
         # The test mask pair of anomaly_components
         mask, complement = model.test_mask_pair(tokens.shape[0], tokens.device)  # (B, P) each
         out = dict(w_b=w_b, f_u=f_u, mask1=mask, mask2=complement,
-                   f_m1=model._masked_features(tokens, mask),
-                   f_m2=model._masked_features(tokens, complement))
+                   f_m1=model.masked_features(inputs, tokens, mask),
+                   f_m2=model.masked_features(inputs, tokens, complement))
+        if model.cube_embed is not None and 'imgs' in inputs:
+            out.update(mask_leak(model, inputs['imgs']))
     else:
         out = dict(w_b=model.behaviour_memory.address(e_b))
     if model.scene_memory is not None:
@@ -249,7 +300,11 @@ def diagnostics(model: MGENetRecognizer, tensors: Dict[str, Tensor]) -> Dict[str
             f_m_window_cosine=sum(mean_pairwise_cosine(f_m) for f_m in passes) / 2,
             f_u_f_m_cosine=sum(mean_paired_cosine(f_u, f_m) for f_m in passes) / 2,
             feature_shape=list(f_u.shape[1:]),
-            head_sharing=getattr(model, 'appearance_head_sharing', 'separate'))
+            head_sharing=getattr(model, 'appearance_head_sharing', 'separate'),
+            mask_input=getattr(model, 'mask_input', 'tokens'))
+        if 'leak_visible_change' in tensors:
+            features['mask_leak'] = {key[5:]: float(tensors[key].mean()) for key in tensors
+                                     if key.startswith('leak_')}
     components = {name[2:]: summary_stats(value) for name, value in tensors.items()
                   if name.startswith('S_')}
     notes = []
@@ -294,6 +349,12 @@ def format_report(report: Dict[str, Any]) -> str:
         lines += ['', f'appearance features, {tuple(features["feature_shape"])} per window, '
                   f'f_u from the {features["head_sharing"]} head']
         lines += [f'  {label:40s}{features[key]:9.4f}' for label, key in rows]
+        leak = features.get('mask_leak')
+        if leak:
+            lines += ['', f'mask leak of cube_embed (test masks in pixels; mask_input '
+                      f'{features["mask_input"]!r}): token change, cosine']
+            lines += [f'  {where:40s}{leak[where + "_change"]:9.4f}{leak[where + "_cosine"]:9.4f}'
+                      for where in ('visible', 'masked')]
     if report['components']:
         head = f'{"component":12s}{"min":>12s}{"median":>12s}{"max":>12s}{"IQR":>12s}'
         lines += ['', head, '-' * len(head)]

@@ -3,6 +3,8 @@
 Masks are drawn over the h x w token grid BEiT-style (rectangular blocks of random area and
 aspect ratio) and shared by every time step of the window ("tube" masks), so that the mask
 encoder cannot see a masked patch through a neighbouring frame (paper section 3.3).
+:func:`pixel_tube_mask` and :func:`mask_pixels` carry a token mask onto the frames, for masking
+before the cube embedding (the paper's order) rather than on its output tokens.
 """
 import math
 from typing import Optional, Sequence, Tuple
@@ -229,3 +231,59 @@ def complementary_masks(mask_generator: BlockMaskGenerator,
     """
     mask = tube_mask(mask_generator.generate(batch_size, generator), num_steps)
     return mask, ~mask
+
+
+def pixel_tube_mask(mask: Tensor, token_grid: Sequence[int], frames: Sequence[int]) -> Tensor:
+    """Upsample a token mask to the pixels of the clip, for masking before the cube embedding.
+
+    Each token of the (t, h, w) grid covers a (T/t, H/h, W/w) block of the clip's (T, H, W)
+    frames and pixels; a pixel is masked iff the token whose block holds it is.
+
+    Args:
+        mask (Tensor): Token mask (B, t*h*w) bool in (t, h, w) order (as :func:`tube_mask`).
+        token_grid (Sequence[int]): (t, h, w).
+        frames (Sequence[int]): (T, H, W) of the clip.
+
+    Returns:
+        Tensor: Shape (B, 1, T, H, W) bool, True = masked (broadcasts over colour channels).
+
+    Raises:
+        ValueError: When ``mask`` does not hold t*h*w tokens, or when T, H, W are not multiples
+            of t, h, w (a token would then cover a partial block).
+    """
+    grid = tuple(int(size) for size in token_grid)
+    frames = tuple(int(size) for size in frames)
+    if mask.ndim != 2 or mask.shape[1] != grid[0] * grid[1] * grid[2]:
+        raise ValueError(f'expected a token mask (B, t*h*w) for the token grid {grid}, got '
+                         f'{tuple(mask.shape)}')
+    if any(size % cells for size, cells in zip(frames, grid)):
+        raise ValueError(f'the clip (T, H, W) = {frames} does not divide into the token grid '
+                         f'(t, h, w) = {grid}: each token must cover a whole block of frames '
+                         'and pixels; use clips whose size is a multiple of the token grid '
+                         '(the cube size of cube_embed times the grid)')
+    # (B, t*h*w) -> (B, 1, t, h, w)
+    pixels = mask.reshape(mask.shape[0], 1, *grid)
+    for axis, (size, cells) in enumerate(zip(frames, grid), start=2):
+        # repeat every cell along this axis: (..., cells, ...) -> (..., size, ...)
+        pixels = pixels.repeat_interleave(size // cells, dim=axis)
+    return pixels
+
+
+def mask_pixels(imgs: Tensor, mask: Tensor, token_grid: Sequence[int]) -> Tensor:
+    """Zero the pixels of the masked tokens' blocks, the masked frames x_m of eq. 5.
+
+    Args:
+        imgs (Tensor): Normalised clips (B, C, T, H, W): 0 is then the dataset's mean colour,
+            so a masked block shows the mean colour rather than black.
+        mask (Tensor): Token mask (B, t*h*w) bool, True = masked.
+        token_grid (Sequence[int]): (t, h, w).
+
+    Returns:
+        Tensor: ``imgs`` with every masked pixel exactly 0 and every visible one untouched.
+    """
+    if imgs.ndim != 5:
+        raise ValueError(f'expected clips (B, C, T, H, W), got {tuple(imgs.shape)}')
+    if mask.shape[0] != imgs.shape[0]:
+        raise ValueError(f'{mask.shape[0]} masks for {imgs.shape[0]} clips')
+    pixels = pixel_tube_mask(mask.to(imgs.device), token_grid, imgs.shape[2:])
+    return imgs.masked_fill(pixels, 0.)  # (B, 1, T, H, W) broadcast over C

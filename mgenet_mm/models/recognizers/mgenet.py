@@ -19,7 +19,7 @@ from mmaction.registry import MODELS
 from mmaction.utils import SampleList
 from ...preprocessing import DEFAULT_PREPROCESSOR
 from ..heads.lsta_head import MOTION_SCORE_VARIANTS
-from ..modules.masking import complementary_masks, global_batch_share, tube_mask
+from ..modules.masking import complementary_masks, global_batch_share, mask_pixels, tube_mask
 from ..utils.ema import ema_update_
 from ..utils.freezing import FrozenModuleMixin, freeze_module
 from ..utils.guidance_cache import cached_guidance_features
@@ -33,6 +33,10 @@ APPEARANCE_TEACHERS = ('readout', 'embedding', 'concat')
 #: detaches f_u), the mask head H_m itself under a stop-gradient (the paper's single "projection
 #: head"), or an exponential moving average of H_m (BYOL's target network).
 APPEARANCE_HEAD_SHARING = ('separate', 'shared', 'ema')
+#: Where the level-2 masks act: on the cube tokens (the frozen stage's output, as so far), or on
+#: the frames before the cube embedding (the paper's order, eq. 5: no visible token then carries
+#: masked content mixed in by the frozen stage's attention windows).
+MASK_INPUTS = ('tokens', 'pixels')
 
 
 @MODELS.register_module()
@@ -50,10 +54,10 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
     Level 1 (``'motion'``): the frozen pretrained flow gives f_sk (eq. 1); the RGB encoder and the
     LSTA head give f_rgb and learn L_mo (eq. 4). Level 2 (``'appearance'``): the behaviour-memory
     read-out f_b of the RGB encoder's tokens, projected by H_u, gives f_u; the mask encoder sees
-    tube-masked tokens and its projection f_m learns L_app = 1 - cos(f_m, f_u) (eq. 6) with f_u
-    detached, so L_app never reaches the RGB encoder. ``train_cfg.levels`` selects the levels:
-    ``('motion',)`` then ``('appearance',)`` (the RGB encoder is then run without gradient), or
-    both at once. Total loss eq. 12: L_mo + alpha L_app + beta (L_sep^b + L_sep^s + L_sep^r),
+    tube-masked tokens (or the tokens of tube-masked frames, ``mask_input='pixels'``) and its
+    projection f_m learns L_app = 1 - cos(f_m, f_u) (eq. 6) with f_u detached, so L_app never
+    reaches the RGB encoder. ``train_cfg.levels`` selects the levels: ``('motion',)`` then
+    ``('appearance',)`` (the RGB encoder is then run without gradient), or both at once. Total loss eq. 12: L_mo + alpha L_app + beta (L_sep^b + L_sep^s + L_sep^r),
     with alpha the mask head's ``loss_weight`` and beta ``sep_loss_weight``.
 
     Memories: the behaviour memory is queried by every token of e_b (W_b: P x N_b), the scene
@@ -112,6 +116,17 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
             :class:`AppearancePredictor`), the guard against collapse of a shared head: f_m =
             P(H_m(mask tokens)) in L_app and in S_app alike. None (default): f_m = H_m(...).
         appearance_ema_momentum (float): m of ``'ema'``, in [0, 1). Defaults to 0.99.
+        mask_input (str): What the level-2 masks of the masked passes (L_app in training, the
+            two complementary passes of S_app, eq. 14) act on. ``'tokens'`` (default, as so
+            far): the mask encoder gets the unmasked cube tokens and puts its mask token at the
+            masked positions; the frozen stage mixes neighbouring cubes, so visible tokens
+            carry some masked content. ``'pixels'`` (the paper's order, eq. 5): the clips
+            ``imgs`` (after the data preprocessor's normalisation) have every pixel of a masked
+            token's (T/t, H/h, W/w) block set to 0, i.e. to the normalised mean colour, and are
+            embedded again by the frozen ``cube_embed``; the mask encoder still puts its mask
+            token at the masked positions, so L_app stays over the masked tokens. The unmasked
+            pass (e_b, f_u) is unchanged. Needs ``cube_embed`` and ``imgs`` inputs: a feature
+            cache holds unmasked tokens only (ValueError otherwise).
         train_cfg (dict, optional): ``levels`` (default both), ``update_memories`` (True),
             ``cache_guidance`` (True: f_sk of each training window is computed once and kept,
             see :mod:`~mgenet_mm.models.utils.guidance_cache`) and
@@ -143,6 +158,7 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
                  appearance_head_sharing: str = 'separate',
                  appearance_predictor: Optional[dict] = None,
                  appearance_ema_momentum: float = 0.99,
+                 mask_input: str = 'tokens',
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None,
@@ -215,6 +231,18 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
                                      'width of f_m, mask_head.out_channels '
                                      f'({self.mask_head.out_channels})')
         self.appearance_ema_momentum = float(appearance_ema_momentum)
+        if mask_input not in MASK_INPUTS:
+            raise ValueError(f'mask_input must be one of {MASK_INPUTS}, got {mask_input!r}')
+        if mask_input == 'pixels' and not self.with_appearance:
+            raise ValueError("mask_input='pixels' acts on level 2, which this config has not (no "
+                             "mask_encoder): leave mask_input at 'tokens'")
+        if mask_input == 'pixels' and self.cube_embed is None:
+            raise ValueError("mask_input='pixels' embeds the masked frames with the frozen "
+                             'cube_embed, and this config has none (model.cube_embed=None, as in '
+                             'the demo_cached*.py configs, whose feature cache holds unmasked '
+                             'tokens): use a config that reads imgs with a cube_embed (e.g. '
+                             "configs/mgenet/demo.py), or mask_input='tokens'")
+        self.mask_input = mask_input
 
         if bsmm is not None:
             if self.scene_memory is None:
@@ -315,6 +343,43 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
         """e_b (B, P, C_b): the RGB encoder's tokens (``mode='tensor'``)."""
         return self.backbone(self._tokens(inputs)), dict()
 
+    def masked_tokens(self, inputs: Dict[str, Tensor], tokens: Tensor, mask: Tensor) -> Tensor:
+        """The mask encoder's input tokens for one masked pass (see ``mask_input``).
+
+        Args:
+            inputs (dict[str, Tensor]): The batch inputs (``imgs`` (B, 3, T, H, W) for
+                ``'pixels'``).
+            tokens (Tensor): The unmasked cube tokens (B, C_in, t, h, w) of :meth:`_tokens`.
+            mask (Tensor): The tube mask (B, t*h*w) bool, True = masked.
+
+        Returns:
+            Tensor: (B, C_in, t, h, w): ``tokens`` themselves (``'tokens'``), or the cube
+            embedding of ``imgs`` with the masked blocks' pixels set to 0 (``'pixels'``).
+        """
+        if self.mask_input == 'tokens':
+            return tokens
+        if 'imgs' not in inputs:
+            cached = (', only cached `tokens`: a feature cache holds unmasked tokens'
+                      if 'tokens' in inputs else '')
+            raise ValueError("mask_input='pixels' masks the frames before the cube embedding, "
+                             f'but the batch has no `imgs`{cached}; use a config that reads '
+                             'imgs (e.g. configs/mgenet/demo.py), not demo_cached*.py, or set '
+                             "model.mask_input='tokens'")
+        with torch.no_grad():
+            # (B, 3, T, H, W) -> (B, C_in, t, h, w), the grid of the unmasked tokens
+            masked = self.cube_embed(mask_pixels(inputs['imgs'], mask, self.token_grid))
+        if masked.shape != tokens.shape:
+            raise ValueError(f'cube_embed turns the masked imgs into tokens of shape '
+                             f'{tuple(masked.shape)}, the unmasked tokens are '
+                             f'{tuple(tokens.shape)}: the cached tokens and the imgs of a batch '
+                             'must come from the same clips and cube_embed')
+        return masked
+
+    def masked_features(self, inputs: Dict[str, Tensor], tokens: Tensor,
+                        mask: Tensor) -> Tensor:
+        """f_m of one masked pass: :meth:`_masked_features` of :meth:`masked_tokens`."""
+        return self._masked_features(self.masked_tokens(inputs, tokens, mask), mask)
+
     def _masked_features(self, tokens: Tensor, mask: Tensor) -> Tensor:
         """f_m = [P](H_m(mask encoder(tokens, mask))), as L_app and S_app both use it."""
         # (B, t, C_app) pooled, or (B, P, C_app) per token
@@ -387,7 +452,8 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
             rank, world_size = get_dist_info()
             masks = global_batch_share(self.mask_generator, tokens.shape[0], rank, world_size)
             mask = tube_mask(masks.to(tokens.device), self.token_grid[0])  # (B, P)
-            losses.update(self.mask_head.loss(self._masked_features(tokens, mask), f_u, mask))
+            losses.update(self.mask_head.loss(self.masked_features(inputs, tokens, mask), f_u,
+                                              mask))
         if scene is not None:
             query = scene[:, None]  # (B, C_s) -> (B, 1, C_s): one query per window
             # e_s is frozen: this term is logged for eq. 12 but moves no parameter.
@@ -452,8 +518,8 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
             f_u, w_b = self.appearance_target(e_b)
             mask, complement = self.test_mask_pair(tokens.shape[0], tokens.device)
             components['app'] = self.mask_head.appearance_score(
-                f_u, self._masked_features(tokens, mask),
-                self._masked_features(tokens, complement), mask, complement)
+                f_u, self.masked_features(inputs, tokens, mask),
+                self.masked_features(inputs, tokens, complement), mask, complement)
         # Before the write pass (e.g. validation during training) the BSMM holds nothing to match
         # against: S_mm is left out, and the metric says so.
         if self.bsmm is not None and self.bsmm.is_written:
@@ -488,4 +554,4 @@ class MGENetRecognizer(FrozenModuleMixin, BaseRecognizer):
         return data_samples
 
 
-__all__: Sequence[str] = ['MGENetRecognizer', 'LEVELS']
+__all__: Sequence[str] = ['MGENetRecognizer', 'LEVELS', 'MASK_INPUTS']
