@@ -57,6 +57,23 @@ def test_get_flops_on_demo_configs(config: str, capsys) -> None:
         assert lines[-2].split()[-2:] == ['569.868', 'K']  # every parameter of the model
 
 
+def test_get_flops_counts_the_cube_embedding_of_pixel_masking(capsys) -> None:
+    """mask_input='pixels': each masked pass embeds the masked frames again."""
+    def stage_flops(options):
+        assert FLOPS.main([str(REPO / 'configs/mgenet/demo.py')] + options) == 0
+        lines = capsys.readouterr().out.splitlines()
+        units = dict(K=1e3, M=1e6, G=1e9)
+
+        def flops(prefix):
+            row = next(line for line in lines if line.startswith(prefix)).split()
+            return float(row[-4]) * units[row[-3]]
+        return flops('cube embedding'), flops('masked pass 1 of S_app')
+
+    embed, token_pass = stage_flops([])
+    _, pixel_pass = stage_flops(['--cfg-options', 'model.mask_input=pixels'])
+    assert pixel_pass == pytest.approx(embed + token_pass, abs=2e3)  # printed to 4 digits
+
+
 # ------------------------------------------------------------------ print_config
 def test_print_config(tmp_path: Path, capsys) -> None:
     config = str(REPO / 'configs/stgnf/stgnf_hr-avenue.py')

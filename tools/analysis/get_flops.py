@@ -104,9 +104,15 @@ def mgenet_stages(model: torch.nn.Module, scene_size: int) -> List[Stage]:
             # f_m = [predictor](mask head(mask encoder)): appearance_predictor is None or a module
             mask_side = [part for part in (model.mask_encoder, model.mask_head,
                                            model.appearance_predictor) if part is not None]
+            pixels = getattr(model, 'mask_input', 'tokens') == 'pixels'
             for index, mask in enumerate(model.test_mask_pair(1, tokens.device)):
-                stages.append((f'masked pass {index + 1} of S_app', model._masked_features,
-                               (tokens, mask), mask_side))
+                if pixels:  # each masked pass embeds the masked frames again
+                    stages.append((f'masked pass {index + 1} of S_app (pixels)',
+                                   lambda x, tok, m: model.masked_features(dict(imgs=x), tok, m),
+                                   (tube, tokens, mask), [model.cube_embed] + mask_side))
+                else:
+                    stages.append((f'masked pass {index + 1} of S_app', model._masked_features,
+                                   (tokens, mask), mask_side))
         if model.bsmm is not None and scene_feat is not None:
             inputs = dict(pose=pose, tokens=tokens, scene_feat=scene_feat)
             model.write_bsmm(inputs)  # random weights: S_mm needs a written BSMM
