@@ -22,6 +22,11 @@ __all__ = ['check_metric_arguments', 'check_gt_pose_pairing', 'check_gt_lengths'
 _CONFIG_KEY = 'the evaluator in the config (val_evaluator / test_evaluator)'
 
 
+def _more_clips(clips: Sequence[str]) -> str:
+    """The tail of a message that names the first of several clips: how many, and the first 10."""
+    return f'; {len(clips)} such clips: {list(clips)[:10]}' if len(clips) > 1 else ''
+
+
 def _is_int(value: Any) -> bool:
     # bool is an int subclass: seg_len=True is a mistake, not 1.
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -125,7 +130,7 @@ def check_gt_pose_pairing(gt_files: Mapping[str, str], pose_clips: Sequence[str]
             f'clip {clip} has a ground-truth mask ({gt_files[clip]}) but no pose file in '
             f'{where}' + (f' (there: {", ".join(misses)}, not a pose file name)' if misses
                           else '') +
-            (f'; {len(no_pose)} such clips: {no_pose[:10]}' if len(no_pose) > 1 else '') +
+            _more_clips(no_pose) +
             '. Give it a pose file (a clip with nobody in it is written as an empty JSON object '
             '{}), or leave it out with exclude_clips in both the dataset and the evaluator')
     no_gt = sorted(poses - set(gt_files))
@@ -133,7 +138,7 @@ def check_gt_pose_pairing(gt_files: Mapping[str, str], pose_clips: Sequence[str]
         raise ValueError(
             f'clip {no_gt[0]} has a pose file in {where} but no ground-truth mask to evaluate '
             f'it against in {gt_dir or "the GT folder"}'
-            + (f'; {len(no_gt)} such clips: {no_gt[:10]}' if len(no_gt) > 1 else '') +
+            + _more_clips(no_gt) +
             '. Add its mask, or leave it out with exclude_clips in both the dataset and the '
             'evaluator')
 
@@ -161,6 +166,6 @@ def check_gt_lengths(gt_lengths: Mapping[str, int], gt_files: Mapping[str, str],
         raise ValueError(
             f'clip {clip}: ground-truth mask {gt_files.get(clip, "")} has {gt_lengths[clip]} '
             f'frames, but {source} has {clip_frames[clip]}'
-            + (f'; {len(wrong)} such clips: {wrong[:10]}' if len(wrong) > 1 else '') +
+            + _more_clips(wrong) +
             '. The mask must have one entry per frame of its clip: it belongs to another clip '
             'or was cut wrongly')
