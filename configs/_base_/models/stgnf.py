@@ -11,6 +11,9 @@ model = dict(
         prior_mean=3.0,
         permutation='reverse',
         strategy='uniform',
-        max_hop=8),
+        max_hop=8,
+        # The folded evaluation pass: about twice as fast as 'exact' (the step-by-step float32
+        # arithmetic to the bit) and closer to float64; training is step by step either way.
+        inference='fast'),
     # Stacks the windows (ActionDataPreprocessor's numbers) without mmengine's per-window walk.
     data_preprocessor=dict(type='PoseWindowDataPreprocessor'))
