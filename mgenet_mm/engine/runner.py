@@ -15,7 +15,8 @@
 
 Its environment log is mmengine's, line for line, but does not import torchvision to read
 its version (about a second and some memory, for a run that need not use it; see
-:func:`torchvision_version_only`).
+:func:`torchvision_version_only`), and a data loader built only of this project's types does not
+import mmaction's datasets (:mod:`~mgenet_mm.engine.registry_imports`).
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from mmaction.registry import RUNNERS
 from ..fileio import make_unique_folder
 from ..models.utils.checkpoint import (PARTIAL_CHECKPOINT_KEY, check_checkpoint_path,
                                        is_project_model, load_model_checkpoint)
+from .registry_imports import mmaction_datasets_deferred
 
 __all__ = ['CheckedRunner', 'torchvision_version_only']
 
@@ -130,6 +132,14 @@ class CheckedRunner(Runner):
             return super().test()
         finally:
             gc.unfreeze()  # back to the collector: a runner dropped later is freed
+
+    @staticmethod
+    def build_dataloader(dataloader, seed: Optional[int] = None,
+                         diff_rank_seed: bool = False):
+        """mmengine's ``build_dataloader``; a loader of this project's types alone is built
+        without importing mmaction's datasets (see :mod:`~mgenet_mm.engine.registry_imports`)."""
+        with mmaction_datasets_deferred(dataloader):
+            return Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
 
     def _log_env(self, env_cfg: dict) -> None:
         """mmengine's environment log, without importing torchvision for its version."""
