@@ -77,6 +77,8 @@ def test_reference_child_reports_its_evaluation(bench, tmp_path):
     assert result['auc'] == 0.625
     assert 0.2 <= result['evaluation_s'] < result['wall_s']  # dataset build to AUC
     assert result['peak_rss_mb'] > 10 and result['threads'] >= 1
+    # measured inside the child before it exits, so never above what wait4 saw
+    assert 10 < result['peak_rss_before_exit_mb'] <= result['peak_rss_mb']
     assert 'Done with 62.5' in (tmp_path / 'log').read_text()
 
 
@@ -89,15 +91,17 @@ def test_failed_child_names_its_log(bench, tmp_path):
 
 
 def test_table(bench):
-    ours = dict(wall_s=10.0, evaluation_s=4.0, peak_rss_mb=900.0, auc=0.7, threads=1)
-    official = dict(wall_s=50.0, evaluation_s=48.0, peak_rss_mb=3600.0, auc=0.7000001,
-                    threads=1)
+    ours = dict(wall_s=10.0, evaluation_s=4.0, peak_rss_mb=900.0, peak_rss_before_exit_mb=800.0,
+                auc=0.7, threads=1)
+    official = dict(wall_s=50.0, evaluation_s=48.0, peak_rss_mb=3600.0,
+                    peak_rss_before_exit_mb=3400.0, auc=0.7000001, threads=1)
     table = bench.format_table(ours, official).splitlines()
     assert table[1].endswith('5.00x') and table[2].endswith('12.00x')
-    assert table[3].endswith('4.00x') and '0.700000000' in table[4]
+    assert table[3].endswith('4.00x') and table[4].endswith('4.25x')
+    assert '0.700000000' in table[5] and '800 MB' in table[4]
     assert table[-1] == '|AUC difference| 1.00e-07'
     alone = bench.format_table(ours, None).splitlines()
-    assert 'official' not in alone[0] and len(alone) == 6 and alone[1].endswith('10.00 s')
+    assert 'official' not in alone[0] and len(alone) == 7 and alone[1].endswith('10.00 s')
 
 
 def test_bad_arguments(bench, tmp_path):
