@@ -23,8 +23,8 @@ rounding differs (the ``'fast'`` inference of :class:`~mgenet_mm.models.backbone
 All data-independent constants are folded in float64 (:func:`fast_flow_plan`; the flow keeps
 the plan until a weight changes). Compared with the
 step-by-step pass the latent differs by rounding amplified through the flow (the published
-models' BN scales reach ~240); the tests bound the difference against the official reference
-numbers with the tolerances of the exact pass.
+models' BN scales reach ~240); the tests bound it against a float64 evaluation of the same
+steps and against the official reference numbers.
 """
 from __future__ import annotations
 
