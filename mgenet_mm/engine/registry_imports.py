@@ -59,7 +59,7 @@ def uses_only_registered_types(dataloader_cfg: Any) -> bool:
     needs mmaction's import. A sampler may also be mmengine's: mmaction registers no sampler.
 
     Args:
-        dataloader_cfg: The loader config (a dict), or a built loader.
+        dataloader_cfg (dict | DataLoader): The loader config, or a built loader (False).
 
     Returns:
         bool: True when building it needs no import of ``mmaction.datasets``.
@@ -82,7 +82,7 @@ def mmaction_datasets_deferred(dataloader_cfg: Any) -> Iterator[bool]:
     not import ``mmaction.datasets``, if the loader config needs nothing from it.
 
     Args:
-        dataloader_cfg: The config of the loader built in the block.
+        dataloader_cfg (dict | DataLoader): The config of the loader built in the block.
 
     Yields:
         bool: Whether the import is deferred.
