@@ -108,8 +108,8 @@ class LazyFigureVisualizer(Visualizer):
         return self._figure_parts is not None
 
     def _initialize_fig(self, fig_cfg: dict) -> _FigureParts:
-        if self._initialising:
-            return _NOT_BUILT, _NOT_BUILT, _NOT_BUILT  # built on first use instead
+        if self._initialising:  # what it returns is not stored (see _figure_part)
+            return None, None, None  # built on first use instead
         return super()._initialize_fig(fig_cfg)
 
     def _built_figure(self) -> _FigureParts:
