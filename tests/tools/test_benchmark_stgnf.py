@@ -111,6 +111,9 @@ def test_bad_arguments(bench, tmp_path):
         bench.parse_args(['--checkpoint', str(tmp_path / 'gone.tar')])
     with pytest.raises(SystemExit, match='--persons must be at least 1'):
         bench.parse_args(['--persons', '0'])
+    (tmp_path / 'taken').mkdir()
+    with pytest.raises(SystemExit, match=r'--keep .*taken already exists'):
+        bench.parse_args(['--keep', str(tmp_path / 'taken')])
 
 
 @pytest.mark.slow

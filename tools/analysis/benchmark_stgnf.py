@@ -361,6 +361,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                              'STG-NF code (no train_eval.py there)')
         if args.reference is not None and not args.checkpoint.endswith('.tar'):
             raise SystemExit('--reference needs an official checkpoint (.tar) for both runs')
+        if args.keep is not None and osp.exists(args.keep):
+            raise SystemExit(f'--keep {args.keep} already exists: give a new folder (the race '
+                             'writes its pose set, logs and results there)')
     return args
 
 
@@ -402,7 +405,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         child_reference(args.reference, args.child_args)
         return
     if args.keep:
-        os.makedirs(args.keep, exist_ok=False)
+        os.makedirs(args.keep)
         race(args, osp.abspath(args.keep))
         return
     with tempfile.TemporaryDirectory(prefix='stgnf_race_') as root:
