@@ -60,7 +60,8 @@ from mgenet_mm.utils import (UntrustedCheckpointError, add_trust_argument,
 
 SPLITS = ('test', 'val', 'train')
 #: The addressing weights reported, in table order, with their label.
-ADDRESSING = (('w_b', 'W_b behaviour mem. (eq. 7)'), ('w_s', 'W_s scene memory (eq. 7)'),
+ADDRESSING = (('w_b', 'W_b behaviour mem. (eq. 7)'), ('w_g', 'W_g guidance mem. (f_sk)'),
+              ('w_s', 'W_s scene memory (eq. 7)'),
               ('c_b', 'C_b BSMM read (eq. 10)'), ('c_s', 'C_s BSMM read (eq. 10)'))
 
 
@@ -229,7 +230,8 @@ def level_tensors(model: MGENetRecognizer, inputs: Dict[str, Tensor]) -> Dict[st
     """The level-2/3 tensors of a batch, computed as ``anomaly_components`` computes them.
 
     Returns:
-        dict[str, Tensor]: ``w_b`` (B, P, N_b); with a scene memory ``w_s`` (B, 1, N_s); with
+        dict[str, Tensor]: ``w_b`` (B, P, N_b); with ``bsmm_behaviour='guidance'`` ``w_g``
+        (B, T, N_g), the behaviour half the BSMM reads; with a scene memory ``w_s`` (B, 1, N_s); with
         level 2 ``f_u`` and ``f_m1``, ``f_m2`` (f_m under the test mask ``mask1`` and its
         complement ``mask2``, each (B, P) bool, shaped as f_u); once the BSMM is written
         ``c_b``, ``c_s`` (B, N_filled), its matching weights over the filled items only (empty
@@ -252,7 +254,12 @@ def level_tensors(model: MGENetRecognizer, inputs: Dict[str, Tensor]) -> Dict[st
         w_s = model.scene_memory.address(model._scene(inputs)[:, None])  # (B, 1, N_s)
         out['w_s'] = w_s
         if model.bsmm is not None and model.bsmm.is_written:
-            c_b, c_s = model.bsmm.matching_weights(w_b, w_s)  # (B, N_r) each
+            f_sk = (model.guidance_features(inputs['pose'])
+                    if model.guidance_memory is not None else None)
+            w_behaviour = model.bsmm_behaviour_weights(e_b, f_sk, out['w_b'])
+            if model.guidance_memory is not None:
+                out['w_g'] = w_behaviour
+            c_b, c_s = model.bsmm.matching_weights(w_behaviour, w_s)  # (B, N_r) each
             filled = model.bsmm.filled
             out['c_b'], out['c_s'] = c_b[:, filled], c_s[:, filled]
     return out
@@ -282,8 +289,8 @@ def _temperature(module: Any) -> Optional[float]:
 
 def diagnostics(model: MGENetRecognizer, tensors: Dict[str, Tensor]) -> Dict[str, Any]:
     """The statistics of :func:`collect`'s tensors, as a JSON-ready dict."""
-    owners = dict(w_b=model.behaviour_memory, w_s=model.scene_memory, c_b=model.bsmm,
-                  c_s=model.bsmm)
+    owners = dict(w_b=model.behaviour_memory, w_g=model.guidance_memory,
+                  w_s=model.scene_memory, c_b=model.bsmm, c_s=model.bsmm)
     addressing = {}
     for key, _ in ADDRESSING:
         if key in tensors:

@@ -50,7 +50,7 @@ def main() -> None:
     for name, child in model.named_children():
         if any(True for _ in child.parameters()):
             print(f'  {name:<18} {count(child)}')
-    for name in ('behaviour_memory', 'scene_memory', 'bsmm'):
+    for name in ('behaviour_memory', 'guidance_memory', 'scene_memory', 'bsmm'):
         part = getattr(model, name, None)
         if part is not None:
             print(f'  {name:<18} {sum(b.numel() for b in part.buffers()) / 1e6:8.3f} M '
@@ -78,8 +78,7 @@ def main() -> None:
     print(f'train forward+backward, {batch} window(s), cached tokens: '
           f'{timed(train_step, args.repeat) * 1e3:.0f} ms')
     if model.bsmm is not None:
-        model.bsmm.write(model.behaviour_memory.address(model.backbone(inputs['tokens'])),
-                         model.scene_memory.address(inputs['scene_feat'][:, None]))
+        model.write_bsmm(dict(inputs))
     print(f'predict (S_mo, S_app with two masks, S_mm), {batch} window(s): '
           f'{timed(predict, args.repeat) * 1e3:.0f} ms')
     if args.on_the_fly and model.cube_embed is not None:

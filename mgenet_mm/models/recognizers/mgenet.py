@@ -25,13 +25,15 @@ from ..utils.freezing import FrozenModuleMixin, freeze_module
 from ..utils.guidance_cache import cached_guidance_features
 from .appearance_level import (APPEARANCE_HEAD_SHARING, APPEARANCE_TEACHERS, MASK_INPUTS,
                                AppearanceLevelMixin)
+from .scene_level import SceneLevelMixin
 from .stgnf_recognizer import pose_inputs
 
 LEVELS = ('motion', 'appearance')
 
 
 @MODELS.register_module()
-class MGENetRecognizer(AppearanceLevelMixin, FrozenModuleMixin, BaseRecognizer):
+class MGENetRecognizer(AppearanceLevelMixin, SceneLevelMixin, FrozenModuleMixin,
+                       BaseRecognizer):
     """Multilevel Guidance-Exploration Network with Behavior-Scene Matching.
 
     Inputs (a dict, one entry per modality, batched by ``MultiModalDataPreprocessor``):
@@ -80,6 +82,13 @@ class MGENetRecognizer(AppearanceLevelMixin, FrozenModuleMixin, BaseRecognizer):
         scene_memory (dict, optional): :class:`MemoryBank` of N_s items of width C_s.
         bsmm (dict, optional): :class:`BSMM` (``behaviour_len`` and ``scene_len`` are derived);
             None is the "no BSMM" ablation.
+        bsmm_behaviour (str): The behaviour half of the BSMM query (eq. 8): ``'rgb'`` (default,
+            the paper): W_b of the RGB encoder's tokens; ``'guidance'``: W_g, the addressing
+            weights of the flow's skeleton features f_sk in ``guidance_memory`` (see
+            :mod:`.scene_level` for why).
+        guidance_memory (dict, optional): With ``bsmm_behaviour='guidance'`` (and only then), a
+            :class:`MemoryBank` queried by every frame of f_sk (``dim`` defaults to the
+            motion head's ``out_channels``, C_mo), written by eq. 9 at every training step.
         mask_generator (dict, optional): :class:`BlockMaskGenerator` over the (h, w) grid.
         cube_embed (dict, optional): Frozen cube embedding F_B for ``imgs`` inputs.
         scene_encoder (dict, optional): Frozen scene encoder F_S for ``scene`` inputs.
@@ -140,6 +149,8 @@ class MGENetRecognizer(AppearanceLevelMixin, FrozenModuleMixin, BaseRecognizer):
                  mask_head: Optional[dict] = None,
                  scene_memory: Optional[dict] = None,
                  bsmm: Optional[dict] = None,
+                 bsmm_behaviour: str = 'rgb',
+                 guidance_memory: Optional[dict] = None,
                  mask_generator: Optional[dict] = None,
                  cube_embed: Optional[dict] = None,
                  scene_encoder: Optional[dict] = None,
@@ -235,12 +246,19 @@ class MGENetRecognizer(AppearanceLevelMixin, FrozenModuleMixin, BaseRecognizer):
                              "configs/mgenet/demo.py), or mask_input='tokens'")
         self.mask_input = mask_input
 
+        self.check_bsmm_behaviour(bsmm_behaviour, guidance_memory)
+        if bsmm_behaviour == 'guidance' and bsmm is None:
+            raise ValueError("bsmm_behaviour='guidance' chooses what the BSMM stores, and this "
+                             'config has no bsmm')
+        self.bsmm_behaviour = bsmm_behaviour
+        self.guidance_memory = MODELS.build(
+            dict(dict(dim=self.motion_head.out_channels), **guidance_memory)
+        ) if guidance_memory is not None else None
         if bsmm is not None:
             if self.scene_memory is None:
                 raise ValueError('the BSMM matches behaviour against scene: it needs a '
                                  'scene_memory')
-            num_tokens = self.token_grid[0] * self.token_grid[1] * self.token_grid[2]
-            bsmm = dict(bsmm, behaviour_len=num_tokens * self.behaviour_memory.num_items,
+            bsmm = dict(bsmm, behaviour_len=self.bsmm_behaviour_len,
                         scene_len=self.scene_memory.num_items)
             self.bsmm = MODELS.build(bsmm)
         else:
@@ -324,9 +342,11 @@ class MGENetRecognizer(AppearanceLevelMixin, FrozenModuleMixin, BaseRecognizer):
         train_motion = 'motion' in self.levels
         with torch.set_grad_enabled(train_motion):
             e_b = self.backbone(tokens)  # (B, P, C_b)
-        if train_motion:
+        f_sk = None
+        if train_motion or self.guidance_memory is not None:
             # The flow is frozen: f_sk of a window seen before comes from the cache.
             f_sk = cached_guidance_features(self, inputs['pose'], data_samples)
+        if train_motion:
             f_rgb = self.motion_head(e_b, self.token_grid)
             losses.update(self.motion_head.loss(f_rgb, f_sk))
             losses['loss_sep_b'] = self.sep_loss_weight * \
@@ -350,24 +370,29 @@ class MGENetRecognizer(AppearanceLevelMixin, FrozenModuleMixin, BaseRecognizer):
             losses['loss_sep_s'] = self.sep_loss_weight * \
                 self.scene_memory.separateness_loss(query)
             if self.bsmm is not None and self.bsmm.is_written:
-                w_b = self.behaviour_memory.address(e_b)
+                w_b = self.bsmm_behaviour_weights(e_b, f_sk)
                 w_s = self.scene_memory.address(query)
                 losses['loss_sep_r'] = self.sep_loss_weight * \
                     self.bsmm.separateness_loss(w_b, w_s)
         if self.update_memories:
             self.behaviour_memory.update(e_b.detach())
+            if self.guidance_memory is not None:
+                self.guidance_memory.update(f_sk)
             if scene is not None:
                 self.scene_memory.update(scene[:, None].detach())
         return losses
 
     @torch.no_grad()
     def bsmm_weights(self, inputs: Dict[str, Tensor]) -> Tuple[Tensor, Tensor]:
-        """The addressing weights a batch writes into the BSMM: W_b (B, P, N_b), W_s (B, 1, N_s).
+        """The addressing weights a batch writes into the BSMM: W_b (B, P, N_b) (W_g (B, T, N_g)
+        with ``bsmm_behaviour='guidance'``), W_s (B, 1, N_s).
         """
         if self.bsmm is None:
             raise RuntimeError('this MGENet has no BSMM to write')
         e_b = self.backbone(self._tokens(inputs))
-        w_b = self.behaviour_memory.address(e_b)  # (B, P, N_b)
+        f_sk = self.guidance_features(inputs['pose']) if self.guidance_memory is not None \
+            else None
+        w_b = self.bsmm_behaviour_weights(e_b, f_sk)
         w_s = self.scene_memory.address(self._scene(inputs)[:, None])  # (B, 1, N_s)
         return w_b, w_s
 
@@ -413,10 +438,9 @@ class MGENetRecognizer(AppearanceLevelMixin, FrozenModuleMixin, BaseRecognizer):
         # Before the write pass (e.g. validation during training) the BSMM holds nothing to match
         # against: S_mm is left out, and the metric says so.
         if self.bsmm is not None and self.bsmm.is_written:
-            if w_b is None:
-                w_b = self.behaviour_memory.address(e_b)
+            w_behaviour = self.bsmm_behaviour_weights(e_b, f_sk, w_b)
             w_s = self.scene_memory.address(self._scene(inputs)[:, None])
-            components['mm'] = self.bsmm.score(w_b, w_s)
+            components['mm'] = self.bsmm.score(w_behaviour, w_s)
         return components
 
     def scored_components(self, inputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
