@@ -246,10 +246,7 @@ class MGENetRecognizer(AppearanceLevelMixin, SceneLevelMixin, FrozenModuleMixin,
                              "configs/mgenet/demo.py), or mask_input='tokens'")
         self.mask_input = mask_input
 
-        self.check_bsmm_behaviour(bsmm_behaviour, guidance_memory)
-        if bsmm_behaviour == 'guidance' and bsmm is None:
-            raise ValueError("bsmm_behaviour='guidance' chooses what the BSMM stores, and this "
-                             'config has no bsmm')
+        self.check_bsmm_behaviour(bsmm_behaviour, guidance_memory, with_bsmm=bsmm is not None)
         self.bsmm_behaviour = bsmm_behaviour
         self.guidance_memory = MODELS.build(
             dict(dict(dim=self.motion_head.out_channels), **guidance_memory)

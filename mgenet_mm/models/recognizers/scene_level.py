@@ -34,11 +34,16 @@ class SceneLevelMixin:
     ``motion_head``, ``token_grid``, ``guidance_memory`` (None unless ``bsmm_behaviour`` is
     ``'guidance'``) and the option ``bsmm_behaviour``."""
 
-    def check_bsmm_behaviour(self, bsmm_behaviour: str, guidance_memory: Optional[dict]) -> None:
-        """Refuse an unknown source or a memory that does not go with it."""
+    def check_bsmm_behaviour(self, bsmm_behaviour: str, guidance_memory: Optional[dict],
+                             with_bsmm: bool) -> None:
+        """Refuse an unknown source, a memory that does not go with it, or a guidance source
+        without a BSMM to store it."""
         if bsmm_behaviour not in BSMM_BEHAVIOURS:
             raise ValueError(f'bsmm_behaviour must be one of {BSMM_BEHAVIOURS}, got '
                              f'{bsmm_behaviour!r}')
+        if bsmm_behaviour == 'guidance' and not with_bsmm:
+            raise ValueError("bsmm_behaviour='guidance' chooses what the BSMM stores, and this "
+                             'config has no bsmm')
         if (bsmm_behaviour == 'guidance') != (guidance_memory is not None):
             raise ValueError("bsmm_behaviour='guidance' addresses the BSMM's behaviour half in "
                              'a guidance_memory over f_sk: set both (e.g. guidance_memory='
