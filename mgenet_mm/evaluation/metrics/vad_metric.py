@@ -20,6 +20,8 @@ from ..functional import (DEFAULT_SIGMAS, component_ranges, compute_vad_aucs, ki
 from ..functional.frame_selection import load_frame_selection, select_frames
 # name -> GTFormat (file naming, loader returning 1 = abnormal): functional/gt_formats.py
 from ..functional.gt_formats import GT_FORMATS, gt_file, list_gt_clips
+from ..functional.weight_grid import (check_weight_grid, choose_weights, format_weight_grid,
+                                      weight_grid)
 from .vad_metric_checks import (check_gt_lengths, check_gt_pose_pairing, check_metric_arguments,
                                 check_seg_len)
 
@@ -140,6 +142,15 @@ class VADAUCMetric(BaseMetric):
         exclude_clips (Sequence[str]): Clips left out (e.g. ShanghaiTech-HR).
         score_weights (dict, optional): Component name -> weight of the final score.
         normalize (bool): Min-max normalise each component over the set before mixing.
+        weight_grid (dict, optional): Component name -> weights to try, e.g.
+            ``dict(app=[0, 0.1, 0.25, 0.5, 1], mm=[0, 0.1, 0.25, 0.5, 1])`` (the other
+            components keep their ``score_weights``): every point of the grid is scored too, on
+            the same windows (one inference pass), and the best micro AUC is reported
+            (``fusion_grid/best_micro_auc``, ``fusion_grid/best_weights/<component>``; a tie
+            goes to the first point in grid order); every point's micro, macro and per-kind
+            micro AUCs go to ``vad_results.json`` (``fusion_grid``) and the table to the log.
+            The final score still uses ``score_weights``. Run it on a validation split, to
+            choose the weights there (:mod:`~mgenet_mm.evaluation.functional.weight_grid`).
         sigmas (Sequence[float]): Successive Gaussian smoothing sigmas.
         kind_dir (str, optional): Folder of per-frame anomaly-kind labels ``<clip>.npy``
             (0 = normal, k > 0 = kind k), e.g. the synthetic benchmark's
@@ -180,6 +191,7 @@ class VADAUCMetric(BaseMetric):
                  exclude_clips: Sequence[str] = (),
                  score_weights: Optional[Dict[str, float]] = None,
                  normalize: bool = True,
+                 weight_grid: Optional[Dict[str, Sequence[float]]] = None,
                  sigmas: Sequence[float] = DEFAULT_SIGMAS,
                  kind_dir: Optional[str] = None,
                  kind_names: Optional[Dict[int, str]] = None,
@@ -210,6 +222,10 @@ class VADAUCMetric(BaseMetric):
         self.exclude_clips = set(exclude_clips)
         self.score_weights = None if score_weights is None else dict(score_weights)
         self.normalize = normalize
+        if weight_grid is not None:
+            check_weight_grid(weight_grid, score_weights)
+        self.weight_grid = None if weight_grid is None else {
+            name: [float(w) for w in values] for name, values in weight_grid.items()}
         self.sigmas = tuple(sigmas)
         self.kind_dir = kind_dir
         self.kind_names = dict(kind_names or {1: 'motion', 2: 'appearance', 3: 'scene'})
@@ -480,14 +496,42 @@ class VADAUCMetric(BaseMetric):
                     per_code = kind_aucs(alone['anomaly_scores'], codes, code_names)
                     metrics.update({f'{key}_{name}': value for key, value in per_code.items()
                                     if not key.startswith('num_')})
+        fusion_grid = None
+        if self.weight_grid and names:
+            fusion_grid = self._evaluate_weight_grid(scores, evaluate, labelled)
+            best = fusion_grid['points'][fusion_grid['best']]
+            metrics['fusion_grid/best_micro_auc'] = best['micro_auc']
+            metrics.update({f'fusion_grid/best_weights/{name}': weight
+                            for name, weight in best['weights'].items()})
         ranges = {name: list(span) for name, span in component_ranges(scores).items()}
-        self._write_results(metrics, final, ranges, component_frames, event_names)
+        self._write_results(metrics, final, ranges, component_frames, event_names, fusion_grid)
         return metrics
+
+    def _evaluate_weight_grid(self, scores: Dict[str, np.ndarray], evaluate,
+                              labelled: List[tuple]) -> Dict[str, Any]:
+        """Every point of ``weight_grid`` mixed from the same window components and scored:
+        ``dict(grid=..., points=[dict(weights, micro_auc, macro_auc, micro_auc/<label>...)],
+        best=index)``."""
+        points = []
+        for weights in weight_grid(self.score_weights, self.weight_grid):
+            result = evaluate(mix_scores(scores, weights, normalize=self.normalize))
+            point = dict(weights=weights, micro_auc=result['micro_auc'],
+                         macro_auc=result['macro_auc'])
+            for codes, code_names in labelled:
+                point.update({key: value for key, value in
+                              kind_aucs(result['anomaly_scores'], codes, code_names).items()
+                              if key.startswith('micro_auc/')})
+            points.append(point)
+        best = choose_weights([point['micro_auc'] for point in points])
+        print_log('VADAUCMetric weight grid, micro AUC (%) of each point (* the best):\n' +
+                  format_weight_grid(points, self.weight_grid), logger='current')
+        return dict(grid=self.weight_grid, points=points, best=best)
 
     def _write_results(self, metrics: Dict[str, float], final: Dict[str, Any],
                        component_ranges: Dict[str, List[float]],
                        component_frames: Optional[Dict[str, Dict[str, np.ndarray]]] = None,
-                       event_names: Optional[Dict[int, str]] = None) -> None:
+                       event_names: Optional[Dict[int, str]] = None,
+                       fusion_grid: Optional[Dict[str, Any]] = None) -> None:
         out_dir = self.out_dir
         if out_dir is None:
             log_file = getattr(MMLogger.get_current_instance(), 'log_file', None)
@@ -504,6 +548,8 @@ class VADAUCMetric(BaseMetric):
                        component_ranges=component_ranges,
                        event_names=None if event_names is None else
                        {str(code): name for code, name in sorted(event_names.items())})
+        if fusion_grid is not None:
+            payload['fusion_grid'] = fusion_grid
         text = json.dumps(payload, indent=2).encode()
         atomic_write_bytes(osp.join(out_dir, 'vad_results.json'), lambda f: f.write(text))
         anomaly = {k: np.asarray(v, dtype=np.float64) for k, v in final['anomaly_scores'].items()}

@@ -51,13 +51,19 @@ def test_reference_auc_and_files(reference, fixtures_dir: Path, tmp_path: Path) 
     np.testing.assert_allclose(-anomaly, reference['frame_scores'], rtol=1e-6)
 
 
-def test_components_are_mixed_after_min_max(reference, fixtures_dir: Path, tmp_path) -> None:
-    gt_dir = str(fixtures_dir / 'stgnf_reference' / 'gt' / 'test_frame_mask')
+def _with_noise(reference, seed: int):
+    """The reference windows with a second, random component ``noise``: (samples, nll, noise)."""
     nll = -reference['normality']
-    noise = np.random.default_rng(0).normal(size=nll.shape)
+    noise = np.random.default_rng(seed).normal(size=nll.shape)
     samples = _samples(reference)
     for sample, extra in zip(samples, noise):
-        sample["anomaly_scores"]["noise"] = torch.tensor(extra, dtype=torch.float64)
+        sample['anomaly_scores']['noise'] = torch.tensor(extra, dtype=torch.float64)
+    return samples, nll, noise
+
+
+def test_components_are_mixed_after_min_max(reference, fixtures_dir: Path, tmp_path) -> None:
+    gt_dir = str(fixtures_dir / 'stgnf_reference' / 'gt' / 'test_frame_mask')
+    samples, nll, noise = _with_noise(reference, 0)
     metric = VADAUCMetric(gt_dir=gt_dir, score_weights=dict(nll=1.0, noise=0.1),
                           out_dir=str(tmp_path))
     metric.process(None, samples)
@@ -76,6 +82,35 @@ def test_components_are_mixed_after_min_max(reference, fixtures_dir: Path, tmp_p
     unmixed.process(None, samples)
     with pytest.raises(ValueError, match='set score_weights'):
         unmixed.compute_metrics(unmixed.results)
+
+
+def test_weight_grid_scores_every_point_from_one_pass(reference, fixtures_dir: Path,
+                                                       tmp_path: Path) -> None:
+    gt_dir = str(fixtures_dir / 'stgnf_reference' / 'gt' / 'test_frame_mask')
+    samples, nll, noise = _with_noise(reference, 1)
+    grid = dict(noise=[0.0, 0.1, 1.0])
+    metric = VADAUCMetric(gt_dir=gt_dir, score_weights=dict(nll=1.0, noise=0.5),
+                          weight_grid=grid, out_dir=str(tmp_path))
+    metric.process(None, samples)
+    metrics = metric.compute_metrics(metric.results)
+    # Each point by an independent route: the hand-mixed scores as one component.
+    expected = []
+    for weight in grid['noise']:
+        single = VADAUCMetric(gt_dir=gt_dir, out_dir=str(tmp_path / f'single_{weight}'))
+        (tmp_path / f'single_{weight}').mkdir()
+        single.process(None, _samples(reference, values=min_max(nll) + weight * min_max(noise)))
+        expected.append(single.compute_metrics(single.results)['micro_auc'])
+    saved = json.loads((tmp_path / 'vad_results.json').read_text())['fusion_grid']
+    assert [p['weights'] for p in saved['points']] == [dict(nll=1.0, noise=w) for w in grid['noise']]
+    np.testing.assert_allclose([p['micro_auc'] for p in saved['points']], expected, atol=1e-12)
+    best = int(np.argmax(expected))
+    assert saved['best'] == best
+    assert metrics['fusion_grid/best_micro_auc'] == pytest.approx(expected[best], abs=1e-12)
+    assert metrics['fusion_grid/best_weights/noise'] == grid['noise'][best]
+    # The final score keeps score_weights (noise 0.5), not the grid's best.
+    assert metrics['micro_auc'] not in expected
+    with pytest.raises(ValueError, match='set score_weights too'):
+        VADAUCMetric(gt_dir=gt_dir, weight_grid=grid)
 
 
 def test_min_max() -> None:
