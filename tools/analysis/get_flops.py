@@ -116,11 +116,16 @@ def mgenet_stages(model: torch.nn.Module, scene_size: int) -> List[Stage]:
         if model.bsmm is not None and scene_feat is not None:
             inputs = dict(pose=pose, tokens=tokens, scene_feat=scene_feat)
             model.write_bsmm(inputs)  # random weights: S_mm needs a written BSMM
+            # The behaviour half of the query: W_b of e_b (the paper) or, with
+            # bsmm_behaviour='guidance', W_g of the flow's f_sk (computed in its own stage).
+            f_sk = model.guidance_features(pose)
+            behaviour_memory = getattr(model, 'guidance_memory', None) or model.behaviour_memory
             stages.append(('addressing + BSMM read S_mm',
-                           lambda e, s: model.bsmm.score(model.behaviour_memory.address(e),
-                                                         model.scene_memory.address(s[:, None])),
-                           (e_b, scene_feat), [model.behaviour_memory, model.scene_memory,
-                                               model.bsmm]))
+                           lambda e, f, s: model.bsmm.score(
+                               model.bsmm_behaviour_weights(e, f),
+                               model.scene_memory.address(s[:, None])),
+                           (e_b, f_sk, scene_feat), [behaviour_memory, model.scene_memory,
+                                                     model.bsmm]))
     return stages
 
 
