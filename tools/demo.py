@@ -16,6 +16,13 @@ type) and skipping steps whose outputs already exist:
 The training steps run with ``--no-validate``: step 3 and step 6 evaluate the final checkpoints
 once, instead of a second, identical evaluation at the last training epoch.
 
+With ``--mgenet-config CONFIG`` steps 4-7 train and test another MGENet config on the same
+benchmark, STG-NF and feature cache (a config that inherits ``demo_cached.py``, e.g.
+``demo_cached_guided.py``), into folders named after it (``--variant``, default the config's
+name): ``<work-dir>/<variant>``, ``<variant>_test``, ``plots/<variant>``,
+``vad_results_<variant>.json`` and ``<work-dir>_seeds_<variant>``; the default config keeps the
+names above.
+
 With ``--seeds S [S ...]`` steps 1-7 run once per seed (data, STG-NF and MGENet each seeded;
 seed 0 in ``--data`` and ``--work-dir`` themselves, so a finished ``make demo`` is reused, any
 other seed s in ``<data>_seed<s>`` and ``<work-dir>_seed<s>``), then the report: every cell of
@@ -28,11 +35,13 @@ Example:
     python tools/demo.py                      # what `make demo` runs: one seed
     python tools/demo.py --preset tiny --stgnf-epochs 1 --mgenet-epochs 1   # a quick check
     python tools/demo.py --seeds 0 1 2        # mean +- std over three seeds, intervals
+    python tools/demo.py --seeds 0 1 2 --mgenet-config configs/mgenet/demo_cached_guided.py
 """
 import argparse
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +59,7 @@ def _report():
 
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEFAULT_MGENET_CONFIG = 'configs/mgenet/demo_cached.py'
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,6 +112,24 @@ def seed_paths(data: str, work_dir: str, seed: int) -> Tuple[str, str]:
     return f'{data}_seed{seed}', f'{work_dir}_seed{seed}'
 
 
+def variant_name(mgenet_config: str, variant: Optional[str] = None) -> str:
+    """The folder name of an MGENet config's runs: ``mgenet`` for the default config, else
+    ``variant`` or the config's file name without ``.py``."""
+    if variant:
+        return variant
+    if osp.normpath(mgenet_config) == osp.normpath(DEFAULT_MGENET_CONFIG):
+        return 'mgenet'
+    return osp.splitext(osp.basename(mgenet_config))[0]
+
+
+def variant_file(variant: str, name: str = 'vad_results.json') -> str:
+    """``name`` for the default variant, ``<stem>_<variant><ext>`` for any other."""
+    if variant == 'mgenet':
+        return name
+    stem, ext = osp.splitext(name)
+    return f'{stem}_{variant}{ext}'
+
+
 def _write_json(path: str, payload: Dict) -> None:
     from mgenet_mm.fileio import atomic_write_bytes
     text = json.dumps(payload, indent=2).encode()
@@ -116,7 +144,9 @@ def run_seed(args: argparse.Namespace, seed: int, data: str, work: str) -> Dict:
         shutil.rmtree(work)
     logs = osp.join(work, 'logs')
     stgnf_dir = osp.join(work, 'stgnf')
-    mgenet_dir = osp.join(work, 'mgenet')
+    variant = variant_name(args.mgenet_config, args.variant)
+    mgenet_dir = osp.join(work, variant)
+    label = 'MGENet' if variant == 'mgenet' else variant  # the step titles and log names
     stgnf_ckpt = osp.join(stgnf_dir, f'epoch_{args.stgnf_epochs}.pth')
     mgenet_ckpt = osp.join(mgenet_dir, f'epoch_{args.mgenet_epochs}.pth')
     times = {}
@@ -155,40 +185,42 @@ def run_seed(args: argparse.Namespace, seed: int, data: str, work: str) -> Dict:
         python, 'tools/test.py', 'configs/stgnf/stgnf_demo.py', stgnf_ckpt, '--work-dir',
         osp.join(work, 'stgnf_test'), '--cfg-options', *train_options, *eval_options], logs)
     times['features'] = step('4 frozen-feature cache', [
-        python, 'tools/data/extract_features.py', 'configs/mgenet/demo_cached.py', '--split',
+        python, 'tools/data/extract_features.py', args.mgenet_config, '--split',
         'both', '--seed', str(seed), '--out', cache, '--cfg-options', *train_options,
         *eval_options, *train_cache, *eval_cache], logs)
     if not osp.isfile(mgenet_ckpt):
-        times['mgenet train'] = step('5 train MGENet', [
-            python, 'tools/train.py', 'configs/mgenet/demo_cached.py', '--work-dir', mgenet_dir,
+        times['mgenet train'] = step(f'5 train {label}', [
+            python, 'tools/train.py', args.mgenet_config, '--work-dir', mgenet_dir,
             '--seed', str(seed), '--no-validate', '--cfg-options',
             f'train_cfg.max_epochs={args.mgenet_epochs}', *train_options, *train_cache], logs)
-    times['mgenet test'] = step('6 test MGENet', [
-        python, 'tools/test.py', 'configs/mgenet/demo_cached.py', mgenet_ckpt, '--work-dir',
-        osp.join(work, 'mgenet_test'), '--cfg-options', *train_options, *eval_options,
+    times['mgenet test'] = step(f'6 test {label}', [
+        python, 'tools/test.py', args.mgenet_config, mgenet_ckpt, '--work-dir',
+        mgenet_dir + '_test', '--cfg-options', *train_options, *eval_options,
         *train_cache, *eval_cache], logs)
 
-    mgenet = latest_results(osp.join(work, 'mgenet_test'))
+    mgenet = latest_results(mgenet_dir + '_test')
     stgnf = latest_results(osp.join(work, 'stgnf_test'))
     plots = osp.join(work, 'plots')
-    for name, results in (('mgenet', mgenet), ('stgnf', stgnf)):
+    for name, results in ((variant, mgenet), ('stgnf', stgnf)):
         step(f'7 plots {name}', [
             python, 'tools/analysis/plot_scores.py', results['run_dir'], '--gt-dir',
             f'{gt}/test_frame_mask', '--kind-dir', f'{gt}/test_frame_kinds', '--out',
-            osp.join(plots, name), '--title', 'MGENet' if name == 'mgenet' else 'STG-NF'], logs)
+            osp.join(plots, name), '--title', 'STG-NF' if name == 'stgnf' else 'MGENet'], logs)
     rows = tables.table_rows(mgenet, stgnf)
     total = time.perf_counter() - start
-    summary = dict(seed=seed, preset=args.preset, data=data, work_dir=work, seconds=times,
+    summary = dict(seed=seed, preset=args.preset, data=data, work_dir=work,
+                   mgenet_config=args.mgenet_config, variant=variant, seconds=times,
                    total_seconds=total,
                    table=[dict(zip(['name'] + tables.COLUMNS, r)) for r in rows],
                    mgenet=mgenet, stgnf=stgnf)
-    _write_json(osp.join(work, 'vad_results.json'), summary)
+    results_path = osp.join(work, variant_file(variant))
+    _write_json(results_path, summary)
     print(f'\nFrame-level AUC (%) on the synthetic benchmark (seed {seed}, '
           f'{args.preset} preset); per kind: normal frames against that kind\n')
     print(tables.format_table(rows))
     spent = ', '.join(f'{k} {v:.0f} s' for k, v in times.items())
-    print(f'\nresults: {osp.join(work, "vad_results.json")}\nplots:   {plots}/'
-          f'{{mgenet,stgnf}}/score_curves.png, score_histogram.png\n'
+    print(f'\nresults: {results_path}\nplots:   {plots}/'
+          f'{{{variant},stgnf}}/score_curves.png, score_histogram.png\n'
           f'time:    {total / 60:.1f} min ({spent})')
     return summary
 
@@ -253,9 +285,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='clip-bootstrap resamples of --seeds (default 1000)')
     parser.add_argument('--stgnf-epochs', type=int, default=6)
     parser.add_argument('--mgenet-epochs', type=int, default=10)
+    parser.add_argument('--mgenet-config', default=DEFAULT_MGENET_CONFIG,
+                        help='the cached MGENet config of steps 4-7 (default %(default)s)')
+    parser.add_argument('--variant', help='folder name of its runs (default: mgenet for the '
+                        'default config, else the config\'s file name)')
     parser.add_argument('--fresh', action='store_true',
                         help='delete the work dir(s) (not the data) and run every step again')
     args = parser.parse_args(argv)
+    if args.variant is not None and (not re.fullmatch(r'[A-Za-z0-9_-]+', args.variant)
+                                     or args.variant in ('stgnf', 'features', 'logs', 'plots')):
+        parser.error(f'--variant {args.variant!r}: a folder name of letters, digits, _ and -, '
+                     'not one of the demo\'s own folders (stgnf, features, logs, plots)')
+    if not osp.isfile(osp.join(REPO, args.mgenet_config)) and not osp.isfile(args.mgenet_config):
+        parser.error(f'--mgenet-config {args.mgenet_config}: no such config file')
     if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
         parser.error(f'--seeds lists a seed twice: {args.seeds}')
     return args
@@ -280,7 +322,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     intervals = tables.bootstrap_intervals(scores, masks, kinds, args.bootstrap_resamples)
     report = tables.seeds_report(summaries, intervals, args.bootstrap_resamples)
     report['total_seconds'] = time.perf_counter() - start
-    out = work + '_seeds'
+    variant = variant_name(args.mgenet_config, args.variant)
+    out = work + ('_seeds' if variant == 'mgenet' else f'_seeds_{variant}')
     os.makedirs(out, exist_ok=True)
     _write_json(osp.join(out, 'vad_results.json'), report)
     markdown = tables.report_tables(report, markdown=True).encode()
