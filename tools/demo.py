@@ -30,6 +30,7 @@ the table as mean +- std over the seeds (sample std, ddof=1), the per-event-type
 same way, and a clip-level bootstrap 95 % interval of the micro AUCs for the first seed
 (resampled test clips, :func:`mgenet_mm.evaluation.functional.clip_bootstrap_aucs`). It goes to
 ``<work-dir>_seeds/vad_results.json`` and, as markdown tables, ``<work-dir>_seeds/tables.md``.
+With ``--report-only`` no step runs: the report is made again from the seeds' finished runs.
 
 Example:
     python tools/demo.py                      # what `make demo` runs: one seed
@@ -225,6 +226,19 @@ def run_seed(args: argparse.Namespace, seed: int, data: str, work: str) -> Dict:
     return summary
 
 
+def load_summary(path: str, seed: int) -> Dict:
+    """A finished seed's summary (``--report-only``), checked to be that seed's."""
+    if not osp.isfile(path):
+        raise SystemExit(f'--report-only: seed {seed} has no finished run ({path} not found); '
+                         'run it first (without --report-only)')
+    with open(path) as f:
+        summary = json.load(f)
+    if summary.get('seed') != seed:
+        raise SystemExit(f'--report-only: {path} is the run of seed {summary.get("seed")}, '
+                         f'not of seed {seed}')
+    return summary
+
+
 def load_bootstrap_inputs(mgenet_run: str, stgnf_run: str, data: str) -> Tuple[
         Dict[str, Dict[str, np.ndarray]], Dict[str, np.ndarray], Optional[Dict[str, np.ndarray]]]:
     """The final per-frame scores of every table row, and the ground truth of their clips.
@@ -289,6 +303,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='the cached MGENet config of steps 4-7 (default %(default)s)')
     parser.add_argument('--variant', help='folder name of its runs (default: mgenet for the '
                         'default config, else the config\'s file name)')
+    parser.add_argument('--report-only', action='store_true',
+                        help='with --seeds: run no step, make the report from the seeds\' '
+                        'finished runs (their vad_results*.json)')
     parser.add_argument('--fresh', action='store_true',
                         help='delete the work dir(s) (not the data) and run every step again')
     args = parser.parse_args(argv)
@@ -298,6 +315,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                      'not one of the demo\'s own folders (stgnf, features, logs, plots)')
     if not osp.isfile(osp.join(REPO, args.mgenet_config)) and not osp.isfile(args.mgenet_config):
         parser.error(f'--mgenet-config {args.mgenet_config}: no such config file')
+    if args.report_only and (args.seeds is None or args.fresh):
+        parser.error('--report-only needs --seeds and excludes --fresh')
     if args.seeds is not None and len(set(args.seeds)) != len(args.seeds):
         parser.error(f'--seeds lists a seed twice: {args.seeds}')
     return args
@@ -310,9 +329,13 @@ def main(argv: Optional[List[str]] = None) -> None:
         run_seed(args, args.seed, data, work)
         return
     start = time.perf_counter()
+    variant = variant_name(args.mgenet_config, args.variant)
     summaries = []
     for seed in args.seeds:
         seed_data, seed_work = seed_paths(data, work, seed)
+        if args.report_only:
+            summaries.append(load_summary(osp.join(seed_work, variant_file(variant)), seed))
+            continue
         print(f'\n##### seed {seed}: data {seed_data}, work dir {seed_work}', flush=True)
         summaries.append(run_seed(args, seed, seed_data, seed_work))
     first = summaries[0]
@@ -322,7 +345,6 @@ def main(argv: Optional[List[str]] = None) -> None:
     intervals = tables.bootstrap_intervals(scores, masks, kinds, args.bootstrap_resamples)
     report = tables.seeds_report(summaries, intervals, args.bootstrap_resamples)
     report['total_seconds'] = time.perf_counter() - start
-    variant = variant_name(args.mgenet_config, args.variant)
     out = work + ('_seeds' if variant == 'mgenet' else f'_seeds_{variant}')
     os.makedirs(out, exist_ok=True)
     _write_json(osp.join(out, 'vad_results.json'), report)

@@ -65,6 +65,17 @@ def test_variant_names() -> None:
             demo.parse_args(bad)
 
 
+def test_report_only_reads_finished_seeds(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        demo.parse_args(['--report-only'])  # needs --seeds
+    with pytest.raises(SystemExit, match='seed 1 has no finished run'):
+        demo.load_summary(str(tmp_path / 'vad_results.json'), 1)
+    (tmp_path / 'vad_results.json').write_text(json.dumps(dict(seed=2, table=[])))
+    with pytest.raises(SystemExit, match='the run of seed 2, not of seed 1'):
+        demo.load_summary(str(tmp_path / 'vad_results.json'), 1)
+    assert demo.load_summary(str(tmp_path / 'vad_results.json'), 2)['seed'] == 2
+
+
 def test_tiny_demo(tmp_path: Path) -> None:
     proc = run_tool(str(REPO / 'tools' / 'demo.py'), '--preset', 'tiny', '--data',
                     str(tmp_path / 'data'), '--work-dir', str(tmp_path / 'work'),
