@@ -18,7 +18,7 @@ once, instead of a second, identical evaluation at the last training epoch.
 
 With ``--mgenet-config CONFIG`` steps 4-7 train and test another MGENet config on the same
 benchmark, STG-NF and feature cache (a config that inherits ``demo_cached.py``, e.g.
-``demo_cached_guided.py``), into folders named after it (``--variant``, default the config's
+``demo_cached_rgb-bsmm.py``), into folders named after it (``--variant``, default the config's
 name): ``<work-dir>/<variant>``, ``<variant>_test``, ``plots/<variant>``,
 ``vad_results_<variant>.json`` and ``<work-dir>_seeds_<variant>``; the default config keeps the
 names above.
@@ -36,7 +36,7 @@ Example:
     python tools/demo.py                      # what `make demo` runs: one seed
     python tools/demo.py --preset tiny --stgnf-epochs 1 --mgenet-epochs 1   # a quick check
     python tools/demo.py --seeds 0 1 2        # mean +- std over three seeds, intervals
-    python tools/demo.py --seeds 0 1 2 --mgenet-config configs/mgenet/demo_cached_guided.py
+    python tools/demo.py --seeds 0 1 2 --mgenet-config configs/mgenet/demo_cached_rgb-bsmm.py
 """
 import argparse
 import json
@@ -61,6 +61,8 @@ def _report():
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_MGENET_CONFIG = 'configs/mgenet/demo_cached.py'
+#: BSMM items of the MGENet steps on the tiny preset (see run_seed)
+TINY_BSMM_ITEMS = 8
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,6 +178,10 @@ def run_seed(args: argparse.Namespace, seed: int, data: str, work: str) -> Dict:
                    f'train_dataloader.dataset.pipeline.0.cache_dir={cache}/train',
                    f'model.guidance.init_cfg.checkpoint={stgnf_ckpt}']
     eval_cache = [f'test_dataloader.dataset.pipeline.0.cache_dir={cache}/test']
+    # The tiny preset has 43 training windows: in a BSMM of 64 items each would seed an item of
+    # its own, the nearest-pair S_mm of every training window would be 0 and its calibration
+    # would have no spread. A BSMM of 8 items stores patterns, as on the default preset.
+    model_options = [f'model.bsmm.num_items={TINY_BSMM_ITEMS}'] if args.preset == 'tiny' else []
 
     if not osp.isfile(stgnf_ckpt):
         times['stgnf train'] = step('2 train STG-NF', [
@@ -193,11 +199,12 @@ def run_seed(args: argparse.Namespace, seed: int, data: str, work: str) -> Dict:
         times['mgenet train'] = step(f'5 train {label}', [
             python, 'tools/train.py', args.mgenet_config, '--work-dir', mgenet_dir,
             '--seed', str(seed), '--no-validate', '--cfg-options',
-            f'train_cfg.max_epochs={args.mgenet_epochs}', *train_options, *train_cache], logs)
+            f'train_cfg.max_epochs={args.mgenet_epochs}', *train_options, *train_cache,
+            *model_options], logs)
     times['mgenet test'] = step(f'6 test {label}', [
         python, 'tools/test.py', args.mgenet_config, mgenet_ckpt, '--work-dir',
         mgenet_dir + '_test', '--cfg-options', *train_options, *eval_options,
-        *train_cache, *eval_cache], logs)
+        *train_cache, *eval_cache, *model_options], logs)
 
     mgenet = latest_results(mgenet_dir + '_test')
     stgnf = latest_results(osp.join(work, 'stgnf_test'))

@@ -6,8 +6,10 @@ _base_ = ['./demo_cached.py']
 model = dict(
     appearance_teacher='readout',
     behaviour_memory=dict(temperature=1.0),
-    scene_memory=dict(temperature=1.0),
-    bsmm=dict(temperature=1.0),
+    scene_memory=dict(temperature=1.0, center_queries=False),
+    bsmm=dict(temperature=1.0, balance_parts=False, score_mode='topk'),
+    bsmm_behaviour='rgb',
+    guidance_memory=None,
     appearance_head=dict(pool='space'),
     mask_head=dict(pool='space', score_reduction='mean'),
     score_calibration=None)

@@ -55,8 +55,8 @@ def test_load_bootstrap_inputs(tmp_path: Path) -> None:
 def test_variant_names() -> None:
     assert demo.variant_name('configs/mgenet/demo_cached.py') == 'mgenet'
     assert demo.variant_name('./configs/mgenet/demo_cached.py') == 'mgenet'
-    assert demo.variant_name('configs/mgenet/demo_cached_guided.py') == 'demo_cached_guided'
-    assert demo.variant_name('configs/mgenet/demo_cached_guided.py', 'g') == 'g'
+    assert demo.variant_name('configs/mgenet/demo_cached_rgb-bsmm.py') == 'demo_cached_rgb-bsmm'
+    assert demo.variant_name('configs/mgenet/demo_cached_rgb-bsmm.py', 'g') == 'g'
     assert demo.variant_file('mgenet') == 'vad_results.json'
     assert demo.variant_file('g') == 'vad_results_g.json'
     for bad in (['--variant', 'stgnf'], ['--variant', 'a/b'],
@@ -102,7 +102,8 @@ def test_tiny_demo(tmp_path: Path) -> None:
     clip = sorted(reference.files)[0]
     checkpoint = next((tmp_path / 'work' / 'mgenet').glob('epoch_*.pth'))
     model = init_model(str(REPO / 'configs' / 'mgenet' / 'demo.py'), str(checkpoint),
-                       cfg_options={'model.guidance.init_cfg': None})
+                       cfg_options={'model.guidance.init_cfg': None,
+                                    'model.bsmm.num_items': demo.TINY_BSMM_ITEMS})
     data = tmp_path / 'data'
     scores = score_video(model, str(data / 'testing' / 'frames' / clip),
                          str(data / 'pose' / 'test' / f'{clip}_alphapose_tracked_person.json'),
@@ -112,22 +113,18 @@ def test_tiny_demo(tmp_path: Path) -> None:
     np.testing.assert_allclose(scores.frame_scores, reference[clip], rtol=1e-5, atol=1e-4)
 
     # Another MGENet config on the same benchmark, STG-NF and cache: its own folders, the
-    # default run's left as they were. The tiny preset has 43 training windows: in a BSMM of
-    # 64 items each would be written alone, its nearest-pair S_mm 0, and the calibration
-    # refuses a component without spread; 8 items do.
-    guided_config = tmp_path / 'guided.py'
-    guided_config.write_text(f"_base_ = ['{REPO / 'configs/mgenet/demo_cached_guided.py'}']\n"
-                             "model = dict(bsmm=dict(num_items=8))\n")
+    # default run's left as they were.
     proc = run_tool(str(REPO / 'tools' / 'demo.py'), '--preset', 'tiny', '--data',
                     str(tmp_path / 'data'), '--work-dir', str(tmp_path / 'work'),
                     '--stgnf-epochs', '1', '--mgenet-epochs', '1', '--mgenet-config',
-                    str(guided_config), '--variant', 'guided',
+                    'configs/mgenet/demo_cached_rgb-bsmm.py', '--variant', 'rgb',
                     cwd=tmp_path, timeout=600)
-    assert '2 train STG-NF' not in proc.stdout and '5 train guided' in proc.stdout
-    guided = json.loads((tmp_path / 'work' / 'vad_results_guided.json').read_text())
-    assert guided['variant'] == 'guided' and guided['mgenet']['missing_components'] == []
-    assert guided['mgenet']['run_dir'].startswith(str(tmp_path / 'work' / 'guided_test'))
-    assert guided['mgenet']['score_weights'] == dict(mo=1.0, app=0.1, mm=0.5)
-    assert (tmp_path / 'work' / 'guided' / 'epoch_1.pth').is_file()
-    assert (tmp_path / 'work' / 'plots' / 'guided' / 'score_curves.png').is_file()
+    assert '2 train STG-NF' not in proc.stdout and '5 train rgb' in proc.stdout
+    rgb = json.loads((tmp_path / 'work' / 'vad_results_rgb.json').read_text())
+    assert rgb['variant'] == 'rgb' and rgb['mgenet']['missing_components'] == []
+    assert rgb['mgenet']['run_dir'].startswith(str(tmp_path / 'work' / 'rgb_test'))
+    assert rgb['mgenet']['score_weights'] == dict(mo=1.0, app=0.25, mm=0.1)
+    assert summary['mgenet']['score_weights'] == dict(mo=1.0, app=0.1, mm=0.5)
+    assert (tmp_path / 'work' / 'rgb' / 'epoch_1.pth').is_file()
+    assert (tmp_path / 'work' / 'plots' / 'rgb' / 'score_curves.png').is_file()
     assert json.loads((tmp_path / 'work' / 'vad_results.json').read_text()) == summary

@@ -48,10 +48,12 @@ def _write_data(root: Path) -> None:
 
 
 def _write_config(root: Path, cache_dir: Path, name: str = 'tiny.py') -> str:
-    """configs/mgenet/demo_cached.py with small memories, its test split on the tiny data."""
+    """The demo with the paper's scene level (W_b in the BSMM; the guidance source's
+    diagnostics: tests/models/recognizers/test_mgenet_bsmm_behaviour.py), small memories, its
+    test split on the tiny data."""
     path = root / name
     path.write_text(f"""
-_base_ = ['{REPO}/configs/mgenet/demo_cached.py']
+_base_ = ['{REPO}/configs/mgenet/demo_cached_rgb-bsmm.py']
 model = dict(guidance=dict(init_cfg=None), behaviour_memory=dict(num_items=8),
              scene_memory=dict(num_items=4), bsmm=dict(num_items=6, top_k=2))
 reader = dict(_base_.test_pipeline[0], cache_dir='{cache_dir}')

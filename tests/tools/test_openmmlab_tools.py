@@ -77,16 +77,14 @@ def test_get_flops_counts_the_cube_embedding_of_pixel_masking(capsys) -> None:
 def test_get_flops_scene_stage_follows_the_bsmm_behaviour_source(capsys) -> None:
     """bsmm_behaviour='guidance': S_mm addresses f_sk (T x C_mo) in the guidance memory,
     not the P tokens of e_b in the behaviour memory."""
-    def smm_flops(options):
-        assert FLOPS.main([str(REPO / 'configs/mgenet/demo_cached.py')] + options) == 0
+    def smm_flops(config):
+        assert FLOPS.main([str(REPO / 'configs/mgenet' / config)]) == 0
         row = next(line for line in capsys.readouterr().out.splitlines()
                    if line.startswith('addressing + BSMM read S_mm')).split()
         return float(row[-3]) * dict(K=1e3, M=1e6, G=1e9)[row[-2]]
 
-    rgb = smm_flops([])
-    guided = smm_flops(['--cfg-options', 'model.bsmm_behaviour=guidance',
-                        'model.guidance_memory.type=MemoryBank',
-                        'model.guidance_memory.num_items=128'])
+    rgb = smm_flops('demo_cached_rgb-bsmm.py')
+    guided = smm_flops('demo_cached.py')  # a 128-item guidance memory
     # W_g alone: 24 frames x 128 items x 36 channels of cosines; W_b alone is 192 x 128 x 96
     assert 24 * 128 * 36 <= guided < 192 * 128 * 96 < rgb
 
