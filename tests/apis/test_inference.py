@@ -20,6 +20,7 @@ from mgenet_mm.apis.streaming import smoothing_radius
 from mgenet_mm.evaluation.functional.vad_scores import (fill_empty_frames,
                                                         windows_to_frame_scores)
 from mgenet_mm.evaluation.metrics.vad_metric import VADAUCMetric
+from mgenet_mm.models.modules.gap_whitening import gap_moments
 from tests.conftest import REPO
 
 STGNF_FIXTURE_CONFIG = str(REPO / 'configs' / 'stgnf' / 'stgnf_sht_fixture.py')
@@ -98,6 +99,9 @@ def mgenet_checkpoint(tmp_path_factory):
     with torch.no_grad():
         model.bsmm.items.uniform_(0, 1)
         model.bsmm.num_written.fill_(10)
+        # the whitened level-1 gap of the demo config, fitted on random gaps
+        generator = torch.Generator().manual_seed(0)
+        model.motion_whitening.fit(*gap_moments(torch.randn(40, 24, 36, generator=generator)))
     state = {k: v for k, v in model.state_dict().items()
              if not k.startswith(('cube_embed.', 'scene_encoder.'))}
     path = tmp / 'mgenet_demo.pth'
@@ -206,6 +210,7 @@ def test_streaming_equals_offline_mgenet(scene, mgenet_checkpoint):
     """A random-weight MGENet (S_mo, S_app, S_mm) on a video: offline (the dataset and test
     pipeline, OpenCV decoding per window) and streaming (frames pushed once) agree."""
     model = load_mgenet(mgenet_checkpoint)
+    assert model.motion_whitening.is_fitted  # S_mo is the whitened gap, from the checkpoint
     first = score_video(model, scene['video'], scene['pose_path'], scene_frames=40,
                         show_progress=False)
     assert set(first.windows[0]['components']) == {'mo', 'app', 'mm'}

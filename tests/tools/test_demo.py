@@ -11,6 +11,7 @@ from tests.conftest import REPO, load_tool, run_tool
 from tests.evaluation.seed_report_inputs import bootstrap_arrays
 
 demo = load_tool('tools/demo.py')
+refit_tool = load_tool('tools/misc/refit_final_passes.py')
 
 
 def test_seed_paths() -> None:
@@ -76,7 +77,7 @@ def test_report_only_reads_finished_seeds(tmp_path: Path) -> None:
     assert demo.load_summary(str(tmp_path / 'vad_results.json'), 2)['seed'] == 2
 
 
-def test_tiny_demo(tmp_path: Path) -> None:
+def test_tiny_demo(tmp_path: Path, capsys) -> None:
     proc = run_tool(str(REPO / 'tools' / 'demo.py'), '--preset', 'tiny', '--data',
                     str(tmp_path / 'data'), '--work-dir', str(tmp_path / 'work'),
                     '--stgnf-epochs', '1', '--mgenet-epochs', '1', cwd=tmp_path, timeout=600)
@@ -128,3 +129,32 @@ def test_tiny_demo(tmp_path: Path) -> None:
     assert (tmp_path / 'work' / 'rgb' / 'epoch_1.pth').is_file()
     assert (tmp_path / 'work' / 'plots' / 'rgb' / 'score_curves.png').is_file()
     assert json.loads((tmp_path / 'work' / 'vad_results.json').read_text()) == summary
+
+    # tools/misc/refit_final_passes.py: the after-training passes run again under the run's own
+    # config give back the same checkpoint (BSMM, gap whitening, calibration, bit for bit); under
+    # another config they fit the parts it adds, and a checkpoint that lacks trained parts of
+    # the config is refused.
+    import torch
+    default_dir, rgb_dir = tmp_path / 'work' / 'mgenet', tmp_path / 'work' / 'rgb'
+    refit = tmp_path / 'refit.pth'
+    assert refit_tool.main([str(default_dir / 'demo_cached.py'), str(checkpoint), '--out',
+                            str(refit), '--seed', '0']) == 0
+    original = torch.load(checkpoint, map_location='cpu', weights_only=False)['state_dict']
+    again = torch.load(refit, map_location='cpu', weights_only=False)
+    assert again['meta']['refit']['passes'] == ['bsmm', 'motion_whitening', 'score_calibration']
+    assert again['state_dict'].keys() == original.keys()
+    assert all(torch.equal(again['state_dict'][k], v) for k, v in original.items())
+    assert int(original['motion_whitening.num_frames']) > 0
+    rgb_checkpoint = rgb_dir / 'epoch_1.pth'
+    assert refit_tool.main([str(rgb_dir / 'demo_cached_rgb-bsmm.py'), str(rgb_checkpoint),
+                            '--out', str(refit), '--cfg-options',
+                            'model.motion_whitening._delete_=True',
+                            'model.motion_whitening.type=GapWhitening']) == 0
+    rgb = torch.load(rgb_checkpoint, map_location='cpu', weights_only=False)['state_dict']
+    whitened = torch.load(refit, map_location='cpu', weights_only=False)['state_dict']
+    assert 'motion_whitening.mean' not in rgb and int(whitened['motion_whitening.num_frames']) > 0
+    assert all(torch.equal(whitened[k], v) for k, v in rgb.items()
+               if not k.startswith(('bsmm.', 'score_calibration.')))
+    assert refit_tool.main([str(default_dir / 'demo_cached.py'), str(rgb_checkpoint),
+                            '--out', str(refit)]) == 1
+    assert 'guidance_memory' in capsys.readouterr().err

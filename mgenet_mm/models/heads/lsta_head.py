@@ -186,7 +186,8 @@ class LSTAHead(BaseModule):
         return per_step.reshape(e_b.shape[0], grid[0] * self.frames_per_step, self.out_channels)
 
     @staticmethod
-    def _check_pair(f_rgb: Tensor, f_sk: Tensor) -> None:
+    def check_pair(f_rgb: Tensor, f_sk: Tensor) -> None:
+        """Refuse an f_rgb and f_sk of different shapes (broadcasting would hide it)."""
         if f_rgb.shape != f_sk.shape:
             raise ValueError(f'f_rgb {tuple(f_rgb.shape)} and f_sk {tuple(f_sk.shape)} must '
                              'have the same (B, T, C_mo) shape')
@@ -201,7 +202,7 @@ class LSTAHead(BaseModule):
         Returns:
             dict[str, Tensor]: ``loss_mo``, a scalar (reduction: see the class docstring).
         """
-        self._check_pair(f_rgb, f_sk)
+        self.check_pair(f_rgb, f_sk)
         squared_error = (f_sk.detach() - f_rgb).pow(2)
         if self.loss_reduction == 'sum':
             loss = squared_error.flatten(1).sum(dim=1).mean()
@@ -220,12 +221,34 @@ class LSTAHead(BaseModule):
         Returns:
             Tensor: S_mo of shape (B, ).
         """
-        self._check_pair(f_rgb, f_sk)
+        self.check_pair(f_rgb, f_sk)
         return motion_anomaly_score(f_rgb, f_sk, variant)
 
 
 #: Motion scores of the paper's Table 3 (all end with a norm over the window).
 MOTION_SCORE_VARIANTS = ('diff', 'sim', 'f_sk', 'f_rgb', 'sum')
+
+
+#: The Table 3 variants that are the norm of a per-frame vector (see :func:`motion_vector`).
+MOTION_VECTOR_VARIANTS = ('diff', 'f_sk', 'f_rgb', 'sum')
+
+
+def motion_vector(f_rgb: Tensor, f_sk: Tensor, variant: str = 'diff') -> Tensor:
+    """The (B, T, C_mo) vectors whose norm over the window a motion score takes.
+
+    ``'diff'``: the gap ``f_sk - f_rgb`` (eq. 13); ``'f_sk'``, ``'f_rgb'``: one side alone;
+    ``'sum'``: ``f_sk + f_rgb``. ``'sim'`` is a cosine, not a norm, and has no such vector.
+    """
+    if variant == 'diff':
+        return f_sk - f_rgb
+    if variant == 'f_sk':
+        return f_sk
+    if variant == 'f_rgb':
+        return f_rgb
+    if variant == 'sum':
+        return f_sk + f_rgb
+    raise ValueError(f'motion score variant must be one of {MOTION_VECTOR_VARIANTS} here, '
+                     f'got {variant!r}')
 
 
 def motion_anomaly_score(f_rgb: Tensor, f_sk: Tensor, variant: str = 'diff') -> Tensor:
@@ -243,17 +266,12 @@ def motion_anomaly_score(f_rgb: Tensor, f_sk: Tensor, variant: str = 'diff') -> 
     Returns:
         Tensor: Shape (B, ).
     """
-    # (B, T, C_mo) -> (B, T*C_mo): one vector per window
-    rgb, sk = f_rgb.flatten(1), f_sk.flatten(1)
-    if variant == 'diff':
-        return torch.linalg.vector_norm(sk - rgb, dim=1)
     if variant == 'sim':
-        return 1 - torch.nn.functional.cosine_similarity(rgb, sk, dim=1, eps=1e-8)
-    if variant == 'f_sk':
-        return torch.linalg.vector_norm(sk, dim=1)
-    if variant == 'f_rgb':
-        return torch.linalg.vector_norm(rgb, dim=1)
-    if variant == 'sum':
-        return torch.linalg.vector_norm(sk + rgb, dim=1)
-    raise ValueError(f'motion score variant must be one of {MOTION_SCORE_VARIANTS}, '
-                     f'got {variant!r}')
+        # (B, T, C_mo) -> (B, T*C_mo): one vector per window
+        return 1 - torch.nn.functional.cosine_similarity(f_rgb.flatten(1), f_sk.flatten(1),
+                                                         dim=1, eps=1e-8)
+    if variant not in MOTION_SCORE_VARIANTS:
+        raise ValueError(f'motion score variant must be one of {MOTION_SCORE_VARIANTS}, '
+                         f'got {variant!r}')
+    # (B, T, C_mo) -> (B, T*C_mo): one vector per window
+    return torch.linalg.vector_norm(motion_vector(f_rgb, f_sk, variant).flatten(1), dim=1)

@@ -18,7 +18,7 @@ from mmaction.models import BaseRecognizer
 from mmaction.registry import MODELS
 from mmaction.utils import SampleList
 from ...preprocessing import DEFAULT_PREPROCESSOR
-from ..heads.lsta_head import MOTION_SCORE_VARIANTS
+from ..heads.lsta_head import MOTION_SCORE_VARIANTS, MOTION_VECTOR_VARIANTS, motion_vector
 from ..modules.masking import complementary_masks, global_batch_share, tube_mask
 from ..utils.ema import ema_update_
 from ..utils.freezing import FrozenModuleMixin, freeze_module
@@ -92,6 +92,12 @@ class MGENetRecognizer(AppearanceLevelMixin, SceneLevelMixin, FrozenModuleMixin,
         mask_generator (dict, optional): :class:`BlockMaskGenerator` over the (h, w) grid.
         cube_embed (dict, optional): Frozen cube embedding F_B for ``imgs`` inputs.
         scene_encoder (dict, optional): Frozen scene encoder F_S for ``scene`` inputs.
+        motion_whitening (dict, optional): A :class:`GapWhitening` (``dim`` is C_mo): once
+            fitted on the normal training windows (:class:`~mgenet_mm.engine.hooks.
+            GapWhiteningHook`), S_mo is the gap f_sk - f_rgb measured in the units of its own
+            spread on them (a Mahalanobis norm) instead of eq. 13's plain norm. Needs
+            ``test_cfg.motion_score`` 'diff' (or another norm variant of Table 3, e.g. 'f_sk':
+            the flow's latent alone, whitened). None (the paper): eq. 13.
         score_calibration (dict, optional): A :class:`ScoreCalibration`: once fitted on the
             normal training windows (:class:`~mgenet_mm.engine.hooks.ScoreCalibrationHook`),
             ``predict`` attaches the components standardised with its stored statistics, to be
@@ -155,6 +161,7 @@ class MGENetRecognizer(AppearanceLevelMixin, SceneLevelMixin, FrozenModuleMixin,
                  cube_embed: Optional[dict] = None,
                  scene_encoder: Optional[dict] = None,
                  score_calibration: Optional[dict] = None,
+                 motion_whitening: Optional[dict] = None,
                  sep_loss_weight: float = 0.001,
                  appearance_teacher: str = 'readout',
                  appearance_head_sharing: str = 'separate',
@@ -278,6 +285,14 @@ class MGENetRecognizer(AppearanceLevelMixin, SceneLevelMixin, FrozenModuleMixin,
         if self.motion_score not in MOTION_SCORE_VARIANTS:
             raise ValueError(f'test_cfg.motion_score must be one of {MOTION_SCORE_VARIANTS}')
         self.mask_seed = int(test_cfg.get('mask_seed', 0))
+        if motion_whitening is not None and self.motion_score not in MOTION_VECTOR_VARIANTS:
+            raise ValueError('motion_whitening whitens the vector whose norm S_mo takes: it '
+                             f'needs test_cfg.motion_score in {MOTION_VECTOR_VARIANTS}, got '
+                             f'{self.motion_score!r}')
+        self.motion_whitening = MODELS.build(
+            dict(dict(dim=self.motion_head.out_channels), **motion_whitening)
+        ) if motion_whitening is not None else None
+        self._warned_unwhitened = False
 
         for frozen in self.frozen_modules():
             freeze_module(frozen)
@@ -418,13 +433,36 @@ class MGENetRecognizer(AppearanceLevelMixin, SceneLevelMixin, FrozenModuleMixin,
                 complement.expand(batch_size, -1).to(device))
 
     @torch.no_grad()
+    def motion_gap(self, inputs: Dict[str, Tensor]) -> Tensor:
+        """The level-1 vectors (B, T, C_mo) of a batch whose norm S_mo takes: the gap
+        f_sk - f_rgb of eq. 13, or the vector of another ``test_cfg.motion_score`` (what
+        :class:`~mgenet_mm.engine.hooks.GapWhiteningHook` collects)."""
+        f_rgb = self.motion_head(self.backbone(self._tokens(inputs)), self.token_grid)
+        return motion_vector(f_rgb, self.guidance_features(inputs['pose']), self.motion_score)
+
+    def motion_score_of(self, f_rgb: Tensor, f_sk: Tensor) -> Tensor:
+        """S_mo (B,): eq. 13 (or ``test_cfg.motion_score``), or its vector whitened once
+        ``motion_whitening`` is fitted."""
+        if self.motion_whitening is None:
+            return self.motion_head.score(f_rgb, f_sk, self.motion_score)
+        if not self.motion_whitening.is_fitted:
+            if not self._warned_unwhitened:
+                # e.g. validation during training, before the final passes
+                print_log('MGENet: motion_whitening is configured but not fitted yet; S_mo is '
+                          'the plain norm of eq. 13', logger='current', level=logging.WARNING)
+                self._warned_unwhitened = True
+            return self.motion_head.score(f_rgb, f_sk, self.motion_score)
+        self.motion_head.check_pair(f_rgb, f_sk)
+        return self.motion_whitening(motion_vector(f_rgb, f_sk, self.motion_score))
+
+    @torch.no_grad()
     def anomaly_components(self, inputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """S_mo, S_app, S_mm (eq. 13-15) per window, each (B,), for the enabled branches."""
         tokens = self._tokens(inputs)
         e_b = self.backbone(tokens)
         f_rgb = self.motion_head(e_b, self.token_grid)
         f_sk = self.guidance_features(inputs['pose'])
-        components = dict(mo=self.motion_head.score(f_rgb, f_sk, self.motion_score))
+        components = dict(mo=self.motion_score_of(f_rgb, f_sk))
         w_b = None
         if self.with_appearance:
             f_u, w_b = self.appearance_target(e_b)

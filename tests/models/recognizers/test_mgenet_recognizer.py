@@ -267,6 +267,81 @@ def test_calibrated_predict_standardises_with_the_stored_statistics(tmp_path) ->
     assert float(again[0].anomaly_scores['mm']) == float(outputs[0].anomaly_scores['mm'])
 
 
+# ------------------------------------------------------------------------ whitened level-1 gap
+def test_whitened_s_mo_uses_the_gap_statistics_of_the_training_windows(tmp_path) -> None:
+    import numpy as np
+
+    from mgenet_mm.engine.hooks import GapWhiteningHook, ScoreCalibrationHook
+    whitening = dict(type='GapWhitening', ridge=0.05)
+    model = _build(motion_whitening=whitening).eval()
+    assert model.motion_whitening.dim == 36  # C_mo from the motion head
+    data = model.data_preprocessor(_batch(), False)
+    inputs = data['inputs']
+    plain = model.anomaly_components(inputs)['mo']
+    with torch.no_grad():
+        f_rgb = model.motion_head(model.backbone(inputs['tokens']), model.token_grid)
+    f_sk = model.guidance_features(inputs['pose'])
+    # not fitted yet: eq. 13 (with a warning)
+    torch.testing.assert_close(plain, torch.linalg.vector_norm((f_sk - f_rgb).flatten(1), dim=1))
+    train = [_batch(4, seed=s) for s in range(3)]
+    GapWhiteningHook(log_interval=1).fit(model, train)
+    # the statistics of every training frame's gap f_sk - f_rgb, by numpy
+    frames = []
+    with torch.no_grad():
+        for batch in train:
+            batch_inputs = model.data_preprocessor(batch, False)['inputs']
+            gap = model.guidance_features(batch_inputs['pose']) - model.motion_head(
+                model.backbone(batch_inputs['tokens']), model.token_grid)  # (B, T, C_mo)
+            frames.append(gap.double().reshape(-1, 36).numpy())  # (B*T, C_mo)
+    frames = np.concatenate(frames)
+    assert int(model.motion_whitening.num_frames) == len(frames) == 12 * T
+    covariance = np.cov(frames.T, bias=True)
+    precision = np.linalg.inv(covariance + 0.05 * np.trace(covariance) / 36 * np.eye(36))
+    centred = (f_sk - f_rgb).double().numpy() - frames.mean(0)  # (B, T, C_mo)
+    expected = np.sqrt(np.einsum('btc,cd,btd->b', centred, precision, centred))
+    whitened = model.anomaly_components(inputs)['mo']
+    np.testing.assert_allclose(whitened.numpy(), expected, rtol=1e-4)
+    assert not torch.allclose(whitened, plain)
+    # the calibration pass after it standardises the whitened S_mo, and both are stored
+    model_cal = _build(motion_whitening=whitening,
+                       score_calibration=dict(type='ScoreCalibration')).eval()
+    BSMMWriteHook(log_interval=1).write(model_cal, train)
+    GapWhiteningHook(log_interval=1).fit(model_cal, train)
+    fitted = ScoreCalibrationHook(log_interval=1).fit(model_cal, train)
+    normal = torch.cat([model_cal.anomaly_components(
+        model_cal.data_preprocessor(b, False)['inputs'])['mo'] for b in train]).double()
+    assert fitted['mo'][0] == pytest.approx(float(normal.quantile(0.5)))
+    torch.save(model_cal.state_dict(), tmp_path / 'model.pth')
+    restored = _build(motion_whitening=whitening,
+                      score_calibration=dict(type='ScoreCalibration')).eval()
+    restored.load_state_dict(torch.load(tmp_path / 'model.pth'))
+    torch.testing.assert_close(restored.scored_components(inputs)['mo'],
+                               model_cal.scored_components(inputs)['mo'])
+    with pytest.raises(ValueError, match='motion_score in'):
+        _build(motion_whitening=whitening, test_cfg=dict(motion_score='sim'))
+
+
+def test_whitening_acts_on_the_vector_of_the_chosen_motion_score() -> None:
+    """motion_score='f_sk' whitens the flow's latent alone (the honest baseline of the
+    whitened gap: how much of it the RGB side adds)."""
+    model = _build(motion_whitening=dict(type='GapWhitening'),
+                   test_cfg=dict(motion_score='f_sk')).eval()
+    inputs = model.data_preprocessor(_batch(), False)['inputs']
+    torch.testing.assert_close(model.motion_gap(inputs),
+                               model.guidance_features(inputs['pose']))
+
+
+def test_final_passes_run_in_order_bsmm_whitening_calibration() -> None:
+    from mmengine.hooks import Hook
+    from mmengine.runner.priority import get_priority
+
+    from mgenet_mm.engine.hooks import GapWhiteningHook, ScoreCalibrationHook
+    priorities = [get_priority(hook.priority) for hook in
+                  (BSMMWriteHook, GapWhiteningHook, ScoreCalibrationHook)]
+    assert priorities == sorted(priorities) and len(set(priorities)) == 3
+    assert all(issubclass(hook, Hook) for hook in (GapWhiteningHook, ScoreCalibrationHook))
+
+
 # ---------------------------------------------------------------------- guidance cache
 def _count_flow_windows(model) -> List[int]:
     """Patch the frozen flow to record the batch size of each call; returns the record."""
