@@ -125,7 +125,7 @@ def test_tiny_demo(tmp_path: Path, capsys) -> None:
     assert rgb['variant'] == 'rgb' and rgb['mgenet']['missing_components'] == []
     assert rgb['mgenet']['run_dir'].startswith(str(tmp_path / 'work' / 'rgb_test'))
     assert rgb['mgenet']['score_weights'] == dict(mo=1.0, app=0.25, mm=0.1)
-    assert summary['mgenet']['score_weights'] == dict(mo=1.0, app=0.1, mm=0.5)
+    assert summary['mgenet']['score_weights'] == dict(mo=1.0, app=0.1, mm=0.1)
     assert (tmp_path / 'work' / 'rgb' / 'epoch_1.pth').is_file()
     assert (tmp_path / 'work' / 'plots' / 'rgb' / 'score_curves.png').is_file()
     assert json.loads((tmp_path / 'work' / 'vad_results.json').read_text()) == summary
