@@ -182,6 +182,20 @@ def test_report_on_every_window(sample, capsys):
     paired = [(unit('f_u') * unit(name)).sum(axis=1).mean() for name in ('f_m1', 'f_m2')]
     assert features['f_u_f_m_cosine'] == pytest.approx(np.mean(paired), rel=1e-4)
 
+    # level 1: R^2 of f_rgb for f_sk and the gap's covariance spectrum, by numpy
+    f_sk = tensors['f_sk'].double().numpy()  # (24, T, C_mo)
+    f_rgb = tensors['f_rgb'].double().numpy()
+    level1 = report['level1']
+    r2 = 1 - ((f_sk - f_rgb) ** 2).sum() / ((f_sk - f_sk.mean(axis=0)) ** 2).sum()
+    assert level1['f_rgb_r2'] == pytest.approx(r2, rel=1e-6)
+    eigenvalues = np.linalg.eigvalsh(np.cov((f_sk - f_rgb).reshape(-1, f_sk.shape[-1]).T,
+                                            bias=True))
+    assert level1['gap_eigenvalue_max'] == pytest.approx(eigenvalues[-1], rel=1e-6)
+    assert level1['gap_eigenvalue_min'] == pytest.approx(eigenvalues[0], rel=1e-4, abs=1e-12)
+    assert level1['f_sk_norm'] == pytest.approx(
+        np.linalg.norm(f_sk.reshape(24, -1), axis=1).mean(), rel=1e-6)
+    assert level1['whitened'] is False and 'R^2 of f_rgb for f_sk' in printed.out
+
 
 def test_level_tensors_follow_the_models_scores(sample):
     """The tensors the tool reports are those the model scores with: S_app (eq. 14) and S_mm

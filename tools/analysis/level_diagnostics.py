@@ -1,7 +1,12 @@
 """Level diagnostics of a trained MGENet: how its memories address, how spread its features are.
 
-Runs the level-2 and level-3 forward of a checkpoint on random windows of a split and reports
-(maths in :mod:`mgenet_mm.models.utils.addressing_stats`):
+Runs the forward of a checkpoint's levels on random windows of a split and reports (maths in
+:mod:`mgenet_mm.models.utils.addressing_stats`):
+
+- level 1: R^2 of the RGB student's f_rgb for the flow's f_sk over the windows (0: it predicts
+  no more than their mean), the mean norms of both, the eigenvalue range of the covariance of
+  the gap f_sk - f_rgb over the frames (a wide range is what ``motion_whitening`` corrects), and
+  whether S_mo is whitened;
 
 - behaviour memory W_b (eq. 7, one row per token) and scene memory W_s (one row per window):
   mean max weight against the uniform 1/N, entropy / log N, item usage (items that are the
@@ -52,7 +57,9 @@ from mgenet_mm.engine import merge_cfg_options
 from mgenet_mm.fileio import atomic_write_bytes
 from mgenet_mm.models.modules.masking import mask_pixels
 from mgenet_mm.models.recognizers import MGENetRecognizer
-from mgenet_mm.models.utils.addressing_stats import (addressing_stats, mean_dimension_std,
+from mgenet_mm.models.utils.addressing_stats import (addressing_stats, explained_variance,
+                                                     frame_covariance_eigenvalues,
+                                                     mean_dimension_std,
                                                      mean_paired_cosine, mean_pairwise_cosine,
                                                      summary_stats)
 from mgenet_mm.utils import (UntrustedCheckpointError, add_trust_argument,
@@ -230,7 +237,7 @@ def level_tensors(model: MGENetRecognizer, inputs: Dict[str, Tensor]) -> Dict[st
     """The level-2/3 tensors of a batch, computed as ``anomaly_components`` computes them.
 
     Returns:
-        dict[str, Tensor]: ``w_b`` (B, P, N_b); with ``bsmm_behaviour='guidance'`` ``w_g``
+        dict[str, Tensor]: ``f_rgb``, ``f_sk`` (B, T, C_mo) of level 1; ``w_b`` (B, P, N_b); with ``bsmm_behaviour='guidance'`` ``w_g``
         (B, T, N_g), the behaviour half the BSMM reads; with a scene memory ``w_s`` (B, 1, N_s); with
         level 2 ``f_u`` and ``f_m1``, ``f_m2`` (f_m under the test mask ``mask1`` and its
         complement ``mask2``, each (B, P) bool, shaped as f_u); once the BSMM is written
@@ -239,6 +246,8 @@ def level_tensors(model: MGENetRecognizer, inputs: Dict[str, Tensor]) -> Dict[st
     """
     tokens = model._tokens(inputs)  # (B, C_in, t, h, w)
     e_b = model.backbone(tokens)  # (B, P, C_b)
+    level1 = dict(f_rgb=model.motion_head(e_b, model.token_grid),  # (B, T, C_mo)
+                  f_sk=model.guidance_features(inputs['pose']))  # (B, T, C_mo)
     if model.with_appearance:
         f_u, w_b = model.appearance_target(e_b)
         # The test mask pair of anomaly_components
@@ -262,6 +271,7 @@ def level_tensors(model: MGENetRecognizer, inputs: Dict[str, Tensor]) -> Dict[st
             c_b, c_s = model.bsmm.matching_weights(w_behaviour, w_s)  # (B, N_r) each
             filled = model.bsmm.filled
             out['c_b'], out['c_s'] = c_b[:, filled], c_s[:, filled]
+    out.update(level1)
     return out
 
 
@@ -312,6 +322,16 @@ def diagnostics(model: MGENetRecognizer, tensors: Dict[str, Tensor]) -> Dict[str
         if 'leak_visible_change' in tensors:
             features['mask_leak'] = {key[5:]: float(tensors[key].mean()) for key in tensors
                                      if key.startswith('leak_')}
+    f_sk, f_rgb = tensors['f_sk'], tensors['f_rgb']
+    gap = f_sk - f_rgb  # (B, T, C_mo)
+    eigenvalues = frame_covariance_eigenvalues(gap)
+    level1 = dict(f_rgb_r2=explained_variance(f_sk, f_rgb),
+                  f_sk_norm=float(f_sk.double().flatten(1).norm(dim=1).mean()),
+                  f_rgb_norm=float(f_rgb.double().flatten(1).norm(dim=1).mean()),
+                  gap_eigenvalue_min=float(eigenvalues[0]),
+                  gap_eigenvalue_max=float(eigenvalues[-1]),
+                  whitened=bool(model.motion_whitening is not None and
+                                model.motion_whitening.is_fitted))
     components = {name[2:]: summary_stats(value) for name, value in tensors.items()
                   if name.startswith('S_')}
     notes = []
@@ -324,7 +344,8 @@ def diagnostics(model: MGENetRecognizer, tensors: Dict[str, Tensor]) -> Dict[str
     elif not model.bsmm.is_written:
         notes.append('the BSMM of this checkpoint is not written yet (checkpoint from before '
                      'the write pass): C_b, C_s and S_mm not reported')
-    return dict(addressing=addressing, features=features, components=components, notes=notes)
+    return dict(addressing=addressing, level1=level1, features=features, components=components,
+                notes=notes)
 
 
 def format_report(report: Dict[str, Any]) -> str:
@@ -346,6 +367,12 @@ def format_report(report: Dict[str, Any]) -> str:
               'over log N;', 'usage: items that are the argmax of a row; top: share of rows on '
               'the most chosen item;', 'win cos: mean cosine between the weights of different '
               'windows']
+    level1 = report['level1']
+    lines += ['', f'level 1: R^2 of f_rgb for f_sk {level1["f_rgb_r2"]:.4f}; mean |f_sk| '
+              f'{level1["f_sk_norm"]:.4g}, |f_rgb| {level1["f_rgb_norm"]:.4g}',
+              f'  covariance of the gap f_sk - f_rgb per frame: eigenvalues '
+              f'{level1["gap_eigenvalue_min"]:.3g} to {level1["gap_eigenvalue_max"]:.3g}; S_mo '
+              + ('whitened (motion_whitening fitted)' if level1['whitened'] else 'by eq. 13')]
     features = report['features']
     if features:
         rows = (('f_u spread: mean cos between windows', 'f_u_window_cosine'),

@@ -93,9 +93,10 @@ class MGENetRecognizer(AppearanceLevelMixin, SceneLevelMixin, FrozenModuleMixin,
         cube_embed (dict, optional): Frozen cube embedding F_B for ``imgs`` inputs.
         scene_encoder (dict, optional): Frozen scene encoder F_S for ``scene`` inputs.
         motion_whitening (dict, optional): A :class:`GapWhitening` (``dim`` is C_mo): once
-            fitted on the normal training windows (:class:`~mgenet_mm.engine.hooks.
-            GapWhiteningHook`), S_mo is the gap f_sk - f_rgb measured in the units of its own
-            spread on them (a Mahalanobis norm) instead of eq. 13's plain norm. Needs
+            fitted on the normal training windows
+            (:class:`~mgenet_mm.engine.hooks.GapWhiteningHook`), S_mo is the gap f_sk - f_rgb
+            measured in the units of its own spread on them (a Mahalanobis norm) instead of
+            eq. 13's plain norm. Needs
             ``test_cfg.motion_score`` 'diff' (or another norm variant of Table 3, e.g. 'f_sk':
             the flow's latent alone, whitened). None (the paper): eq. 13.
         score_calibration (dict, optional): A :class:`ScoreCalibration`: once fitted on the

@@ -3,7 +3,8 @@
 How sharply does a memory address its items, how many items does it use, how much do windows
 differ? These plain functions answer that for tensors the model already computes: the memory
 addressing weights W_b, W_s (eq. 7), the BSMM matching weights C_b, C_s (eq. 10), the appearance
-features f_u, f_m and the anomaly components. ``tools/analysis/level_diagnostics.py`` feeds them.
+features f_u, f_m, how much of the flow's f_sk the RGB student's f_rgb explains, and the
+anomaly components. ``tools/analysis/level_diagnostics.py`` feeds them.
 
 Conventions. Weights are (B, ..., N): B windows first, N items last, every row a probability
 distribution over the items (a softmax). A *row* is one query: one token of one window for W_b
@@ -18,7 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ['max_weight', 'normalised_entropy', 'item_usage', 'mean_pairwise_cosine',
-           'mean_dimension_std', 'mean_paired_cosine', 'addressing_stats', 'summary_stats']
+           'mean_dimension_std', 'mean_paired_cosine', 'addressing_stats', 'summary_stats',
+           'explained_variance', 'frame_covariance_eigenvalues']
 
 
 def _rows(weights: Tensor) -> Tensor:
@@ -180,3 +182,45 @@ def summary_stats(values: Tensor) -> Dict[str, float]:
     quartiles = torch.quantile(flat, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64))
     return dict(min=float(flat.min()), median=float(quartiles[1]), max=float(flat.max()),
                 iqr=float(quartiles[2] - quartiles[0]))
+
+
+def explained_variance(target: Tensor, prediction: Tensor) -> float:
+    """R^2 of a prediction over windows: ``1 - sum (y - y_hat)^2 / sum (y - mean_b y)^2``.
+
+    1 for a perfect prediction, 0 for predicting the mean over the windows, below 0 for worse.
+    Used for level 1 with y = f_sk, y_hat = f_rgb: how much of the flow's features the RGB
+    student learnt to predict.
+
+    Args:
+        target (Tensor): Shape (B, ...), B >= 2, not constant over the windows.
+        prediction (Tensor): Same shape.
+
+    Returns:
+        float: R^2.
+    """
+    if target.shape != prediction.shape:
+        raise ValueError(f'shapes differ: {tuple(target.shape)} vs {tuple(prediction.shape)}')
+    if target.shape[0] < 2:
+        raise ValueError(f'R^2 needs at least two windows, got {target.shape[0]}')
+    y = target.detach().double()
+    total = (y - y.mean(dim=0)).pow(2).sum()
+    if not float(total) > 0:
+        raise ValueError('the target is constant over the windows: R^2 is undefined')
+    return float(1 - (y - prediction.detach().double()).pow(2).sum() / total)
+
+
+def frame_covariance_eigenvalues(vectors: Tensor) -> Tensor:
+    """Eigenvalues, ascending, of the (biased) covariance of the frame vectors of windows.
+
+    Args:
+        vectors (Tensor): Shape (B, T, C): C-dimensional vectors of T frames per window.
+
+    Returns:
+        Tensor: Shape (C,), float64.
+    """
+    if vectors.ndim != 3:
+        raise ValueError(f'vectors must be (B, T, C), got shape {tuple(vectors.shape)}')
+    # (B, T, C) -> (B*T, C): every frame a sample
+    frames = vectors.detach().double().reshape(-1, vectors.shape[-1])
+    centred = frames - frames.mean(dim=0)
+    return torch.linalg.eigvalsh(centred.T @ centred / frames.shape[0])

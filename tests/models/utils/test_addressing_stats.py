@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from mgenet_mm.models.utils.addressing_stats import (addressing_stats, item_usage, max_weight,
+from mgenet_mm.models.utils.addressing_stats import (addressing_stats, explained_variance,
+                                                     frame_covariance_eigenvalues, item_usage,
+                                                     max_weight,
                                                      mean_dimension_std, mean_paired_cosine,
                                                      mean_pairwise_cosine, normalised_entropy,
                                                      summary_stats)
@@ -117,3 +119,27 @@ def test_mean_dimension_std_by_hand():
     assert mean_dimension_std(features) == pytest.approx(unit.std(axis=0).mean())
     with pytest.raises(ValueError, match='at least two windows'):
         mean_dimension_std(torch.ones(1, 4))
+
+
+def test_explained_variance_by_hand():
+    target = torch.tensor([[1., 2.], [3., 0.], [5., 4.]])
+    assert explained_variance(target, target) == 1.0
+    mean = target.mean(dim=0, keepdim=True).expand_as(target)
+    assert explained_variance(target, mean) == pytest.approx(0.0, abs=1e-12)
+    prediction = torch.tensor([[1., 1.], [3., 1.], [4., 4.]])
+    # residual sum 1 + 1 + 1 = 3; total: column means 3 and 2 -> (4 + 0 + 4) + (0 + 4 + 4) = 16
+    assert explained_variance(target, prediction) == pytest.approx(1 - 3 / 16)
+    with pytest.raises(ValueError, match='constant'):
+        explained_variance(torch.ones(3, 2), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match='shapes differ'):
+        explained_variance(target, target[:2])
+
+
+def test_frame_covariance_eigenvalues_pool_every_frame():
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(5, 4, 3)) * np.array([1., 2., 0.1])
+    expected = np.linalg.eigvalsh(np.cov(vectors.reshape(-1, 3).T, bias=True))
+    np.testing.assert_allclose(frame_covariance_eigenvalues(torch.from_numpy(vectors)).numpy(),
+                               expected, rtol=1e-10)
+    with pytest.raises(ValueError, match=r'\(B, T, C\)'):
+        frame_covariance_eigenvalues(torch.ones(3, 4))
