@@ -108,12 +108,11 @@ def init_model(config: Union[str, Any],
         state_dict = state.get('state_dict', state) if isinstance(state, Mapping) else None
         if not isinstance(state_dict, Mapping):
             raise InferenceError(f'checkpoint {checkpoint} holds no state_dict')
-        state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
-                      for k, v in state_dict.items()}
+        from ..models.utils.checkpoint import load_state_dict_checked, strip_wrapper_prefix
+        state_dict = strip_wrapper_prefix(state_dict)
         # Loading runs the models' key adapters (e.g. official STG-NF keys) first. Frozen
         # parts may be absent (a model trained from a feature cache has none): they are
         # initialised below as the cache's extractor initialised them.
-        from ..models.utils.checkpoint import load_state_dict_checked
         report = load_state_dict_checked(
             model, state_dict, optional=[rf'^{name}\.' for name in _frozen_names(model)],
             source=f'checkpoint {checkpoint}', target="the config's model", error=InferenceError)

@@ -62,6 +62,7 @@ from mgenet_mm.models.utils.addressing_stats import (addressing_stats, explained
                                                      mean_dimension_std,
                                                      mean_paired_cosine, mean_pairwise_cosine,
                                                      summary_stats)
+from mgenet_mm.models.utils.checkpoint import strip_wrapper_prefix
 from mgenet_mm.utils import (UntrustedCheckpointError, add_trust_argument,
                              load_checkpoint_file, trust_from_args)
 
@@ -117,7 +118,7 @@ def describe_foreign_checkpoint(checkpoint: str) -> Optional[str]:
     except (OSError, RuntimeError, UntrustedCheckpointError):
         return None
     state_dict = state.get('state_dict', state) if isinstance(state, dict) else {}
-    keys = [k[len('module.'):] if k.startswith('module.') else k for k in state_dict]
+    keys = list(strip_wrapper_prefix(state_dict))
     saved_cfg = str(state.get('meta', {}).get('cfg', '')) if isinstance(state, dict) else ''
     if keys and not any(k.startswith('behaviour_memory.') for k in keys) and (
             all(k.startswith('backbone.') for k in keys) or 'STGNFRecognizer' in saved_cfg):

@@ -33,7 +33,7 @@ from mmaction.registry import MODELS
 from mgenet_mm.engine import merge_cfg_options
 from mgenet_mm.engine.hooks import BSMMWriteHook, GapWhiteningHook, ScoreCalibrationHook
 from mgenet_mm.fileio import atomic_write_bytes
-from mgenet_mm.models.utils.checkpoint import load_state_dict_checked
+from mgenet_mm.models.utils.checkpoint import load_state_dict_checked, strip_wrapper_prefix
 from mgenet_mm.utils import add_trust_argument, load_checkpoint_file, trust_from_args
 
 #: The passes in training's order (their hooks' priorities).
@@ -85,8 +85,7 @@ def refit(args: argparse.Namespace) -> List[str]:
     state_dict = checkpoint.get('state_dict') if isinstance(checkpoint, dict) else None
     if not isinstance(state_dict, dict):
         raise RefitError(f'checkpoint {args.checkpoint} holds no state_dict')
-    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
-                  for k, v in state_dict.items()}
+    state_dict = strip_wrapper_prefix(state_dict)
     # The refitted parts start empty; a checkpoint of another setting may not fit them at all.
     refitted = [hook.part for hook in passes]
     state_dict = {k: v for k, v in state_dict.items()

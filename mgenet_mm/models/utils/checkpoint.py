@@ -31,10 +31,17 @@ __all__ = [
     'InitCfg', 'StateDictReport', 'load_state_dict_checked', 'split_init_cfg',
     'load_pretrained_state_dict', 'init_weights_without_pretrained', 'StateDictMismatchError',
     'PARTIAL_CHECKPOINT_KEY', 'check_checkpoint_path', 'is_project_model', 'guess_checkpoint_kind',
-    'load_model_checkpoint'
+    'load_model_checkpoint', 'strip_wrapper_prefix'
 ]
 
 InitCfg = Optional[Union[dict, List[dict]]]
+
+
+def strip_wrapper_prefix(state_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
+    """The state dict with the ``module.`` prefix of a DDP / DataParallel wrapper removed from
+    the keys that have it (the others unchanged)."""
+    return {k[len('module.'):] if k.startswith('module.') else k: v
+            for k, v in state_dict.items()}
 
 #: Keys shown per kind of mismatch in an error message (the count is always given).
 MAX_LISTED_KEYS = 10

@@ -170,3 +170,10 @@ def test_check_checkpoint_path_and_is_project_model(tmp_path):
     with pytest.raises(IsADirectoryError, match=r'holds 1 checkpoint files: a.pth\)'):
         check_checkpoint_path(str(tmp_path))
     assert is_project_model(STGNF(seg_len=8, num_steps=1)) and not is_project_model(_net())
+
+
+def test_strip_wrapper_prefix_removes_only_the_ddp_prefix():
+    from mgenet_mm.models.utils.checkpoint import strip_wrapper_prefix
+    weights = {'module.backbone.w': 1, 'head.module.b': 2, 'module.module.x': 3}
+    assert strip_wrapper_prefix(weights) == {'backbone.w': 1, 'head.module.b': 2,
+                                             'module.x': 3}
