@@ -11,6 +11,7 @@ from mmengine.config import Config, DictAction
 
 from mgenet_mm.models.utils.checkpoint import check_checkpoint_path
 from mgenet_mm.utils import add_trust_argument, trust_from_args
+from mgenet_mm.utils.process_exit import exit_without_teardown
 from mgenet_mm.engine import (NEW_KEY_PREFIX, CheckedRunner, finish_distributed,
                               merge_cfg_options, resolve_dist_backend, set_work_dir)
 
@@ -75,3 +76,5 @@ def main() -> None:
 
 if __name__ == '__main__':
     main()
+    # the results are written: skip the CUDA libraries' destructors (about 0.1 GB of RSS)
+    exit_without_teardown(0)

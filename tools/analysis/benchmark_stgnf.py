@@ -29,6 +29,7 @@ Example:
         --checkpoint ../shared/fixtures/stgnf_reference/ShanghaiTech_85_9.tar
 """
 import argparse
+import atexit
 import json
 import os
 import os.path as osp
@@ -108,8 +109,10 @@ def make_layout(root: str, gt_dir: str, persons: int, seed: int) -> dict:
 # Children: each runs in its own process and reports on one stdout line
 # ---------------------------------------------------------------------------------------------
 def _report(result: dict) -> None:
-    # The peak before the interpreter exits: torch's own shutdown touches about 0.1 GB more
-    # (`import torch` alone: 652 MB before exit, 767 MB as wait4 counts the whole process).
+    # The peak when the exit functions run. A process that goes through the interpreter's whole
+    # shutdown peaks higher: the CUDA build of torch's library destructors touch about 0.1 GB
+    # (`import torch` alone: 686 MB before exit, 800 MB as wait4 counts the process);
+    # tools/test.py skips them (mgenet_mm.utils.process_exit), the official code does not.
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     result['peak_rss_before_exit_mb'] = max(peak_rss_mb(), children)
     print(RESULT_TAG + json.dumps(result), flush=True)
@@ -133,8 +136,9 @@ def child_ours(test_args: List[str]) -> None:
 
     Runner.test = timed_test
     sys.argv = [osp.join(REPO, 'tools', 'test.py')] + test_args
+    # tools/test.py ends the process itself after the exit functions (exit_without_teardown)
+    atexit.register(_report, result)
     runpy.run_path(sys.argv[0], run_name='__main__')
-    _report(result)
 
 
 def _official_stack_shims() -> None:
