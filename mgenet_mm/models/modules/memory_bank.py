@@ -14,17 +14,43 @@ from mmaction.registry import MODELS
 from torch import Tensor
 
 
-def random_unit_items(num_items: int, dim: int, seed: Optional[int] = None) -> Tensor:
-    """L2-normalised Gaussian vectors, from ``seed`` or, when None, from torch's global RNG.
+# Added to the run's seed by ``init_seed='run'``, so that a memory's private stream is not the
+# global generator's own first draws (which the first module built from the same seed takes).
+RUN_SEED_OFFSET = 0x5EED_0F_17E35
+
+
+def private_seed(seed: Union[int, str, None]) -> Optional[int]:
+    """The seed of a memory's private generator: ``seed`` itself, None (the global generator),
+    or, for ``'run'``, the global generator's initial seed (mmengine's ``randomness`` seed)
+    plus :data:`RUN_SEED_OFFSET`, read without drawing from it.
+
+    Args:
+        seed (int | str | None): An integer, ``'run'`` or None.
+
+    Returns:
+        int, optional: The seed for ``torch.Generator.manual_seed``, or None.
+    """
+    if seed is None or isinstance(seed, int) and not isinstance(seed, bool):
+        return seed
+    if seed == 'run':
+        return (torch.initial_seed() + RUN_SEED_OFFSET) % 2**64
+    raise ValueError(f"init_seed must be an int, 'run' or None, got {seed!r}")
+
+
+def random_unit_items(num_items: int, dim: int, seed: Union[int, str, None] = None) -> Tensor:
+    """L2-normalised Gaussian vectors, from a private generator or torch's global RNG.
 
     Args:
         num_items (int): Number of items N.
         dim (int): Item length.
-        seed (int, optional): Seed of a private generator. Defaults to None.
+        seed (int | str, optional): Seed of a private generator; ``'run'`` derives it from the
+            run's seed (see :func:`private_seed`); None draws from the global generator.
+            Defaults to None.
 
     Returns:
         Tensor: Shape (N, dim), unit rows.
     """
+    seed = private_seed(seed)
     generator = None if seed is None else torch.Generator().manual_seed(seed)
     return F.normalize(torch.randn(num_items, dim, generator=generator), dim=1)
 
@@ -160,7 +186,10 @@ class MemoryBank(BaseModule):
 
     The items are a buffer, not a parameter: the paper updates them by eq. 9 only. They start
     as L2-normalised Gaussian vectors drawn from ``init_seed`` (torch's global RNG when None, so
-    that mmengine's ``randomness`` seed governs them).
+    that mmengine's ``randomness`` seed governs them). With ``init_seed='run'`` they come from a
+    private generator seeded by the run's seed: still one draw per run seed, but building the
+    memory takes nothing from the global generator, so a memory added to a model leaves the
+    initial weights of every other part as they were without it.
 
     Args:
         num_items (int): Number of items N (paper: 128 behaviour, 32 scene). Defaults to 128.
@@ -168,7 +197,9 @@ class MemoryBank(BaseModule):
         margin (float): Margin epsilon of the separateness loss. Defaults to 1.
         temperature (float): Divisor of the cosine in eq. 7; 1 follows the paper.
             Defaults to 1.
-        init_seed (int, optional): Seed of the initial items. Defaults to None.
+        init_seed (int | str, optional): Seed of the initial items: an integer, ``'run'`` (a
+            private generator seeded by the run's seed) or None (the global generator).
+            Defaults to None.
         sync_updates (bool): In a distributed run, sum the update over all ranks (above).
             Defaults to True.
         center_queries (bool): Subtract the mean of the training queries before every cosine
@@ -186,7 +217,7 @@ class MemoryBank(BaseModule):
                  dim: int = 384,
                  margin: float = 1.,
                  temperature: float = 1.,
-                 init_seed: Optional[int] = None,
+                 init_seed: Union[int, str, None] = None,
                  sync_updates: bool = True,
                  center_queries: bool = False,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:

@@ -25,6 +25,34 @@ def test_items_are_a_unit_norm_buffer():
     torch.testing.assert_close(MemoryBank(5, 3, init_seed=1).items, memory.items)
 
 
+def test_run_seeded_items_leave_the_global_generator_alone():
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    first = MemoryBank(5, 3, init_seed='run').items
+    # building the memory drew nothing from the global generator
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.testing.assert_close(first.norm(dim=1), torch.ones(5))
+    # the same run seed gives the same items, another run seed others
+    torch.manual_seed(3)
+    torch.testing.assert_close(MemoryBank(5, 3, init_seed='run').items, first)
+    torch.manual_seed(4)
+    assert not torch.allclose(MemoryBank(5, 3, init_seed='run').items, first)
+    # and they are not the global generator's own first draws from that seed
+    torch.manual_seed(3)
+    assert not torch.allclose(MemoryBank(5, 3).items, first)
+    # the parts built after the memory start as they would without it
+    torch.manual_seed(3)
+    MemoryBank(5, 3, init_seed='run')
+    with_memory = torch.nn.Linear(4, 4).weight
+    torch.manual_seed(3)
+    torch.testing.assert_close(torch.nn.Linear(4, 4).weight, with_memory)
+
+
+def test_bad_init_seed_is_named():
+    with pytest.raises(ValueError, match="init_seed must be an int, 'run' or None"):
+        MemoryBank(5, 3, init_seed='global')
+
+
 def test_eq7_softmax_over_cosine_similarity():
     memory = axis_memory()
     query = torch.tensor([[[3., 0.], [1., 1.]]])  # (B=1, Q=2, C=2)
