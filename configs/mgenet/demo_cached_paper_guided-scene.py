@@ -9,4 +9,5 @@ model = dict(
     scene_memory=dict(center_queries=True),
     bsmm=dict(balance_parts=True, score_mode='nearest'),
     bsmm_behaviour='guidance',
-    guidance_memory=dict(_delete_=True, type='MemoryBank', num_items=128, temperature=0.05))
+    guidance_memory=dict(_delete_=True, type='MemoryBank', num_items=128, temperature=0.05,
+                         init_seed='run'))

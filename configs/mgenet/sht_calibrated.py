@@ -16,7 +16,9 @@
 # - the behaviour half of the BSMM query from the guidance flow's skeleton features f_sk (a
 #   memory of its own over them) instead of W_b of the RGB tokens, which hardly tell jogging
 #   from walking; the scene memory's queries centred, the BSMM's two parts balanced and scored
-#   by the nearest written pair;
+#   by the nearest written pair; that memory's initial items from a private generator seeded by
+#   the run's seed (init_seed='run'), so that switching it on changes no other part's initial
+#   weights;
 # - S_mo as the whitened gap: ||f_sk - f_rgb|| in the units of the gap's own covariance on the
 #   normal training windows (GapWhitening, fitted once after training and stored in the
 #   checkpoint), since the flow's latent is far from white there and eq. 13's plain norm is
@@ -32,7 +34,7 @@ model = dict(
     scene_memory=dict(temperature=0.05, center_queries=True),
     bsmm=dict(temperature=0.02, balance_parts=True, score_mode='nearest'),
     bsmm_behaviour='guidance',
-    guidance_memory=dict(type='MemoryBank', num_items=128, temperature=0.05),
+    guidance_memory=dict(type='MemoryBank', num_items=128, temperature=0.05, init_seed='run'),
     appearance_head=dict(pool='none'),
     mask_head=dict(pool='none', score_reduction='topk', score_top_k=app_top_k),
     motion_whitening=dict(type='GapWhitening', ridge=1e-3),
