@@ -22,6 +22,21 @@ def test_knn_distance_is_the_mean_of_the_k_smallest_distances():
     np.testing.assert_allclose(b, (test - train.mean(0)) / (train.std(0) + 1e-6), rtol=1e-5)
 
 
+def test_position_knn_scores_each_token_against_every_training_token():
+    tool = load_tool(TOOL)
+    rng = np.random.default_rng(1)
+    train = rng.normal(size=(20, 3, 4)).astype(np.float32)  # (N, P, C)
+    test = rng.normal(size=(5, 3, 4)).astype(np.float32)
+    pool = train.reshape(-1, 4)  # every training token, whatever its window or position
+    distances = np.linalg.norm(test[:, :, None] - pool[None, None], axis=3)  # (5, 3, 60)
+    expected = np.sort(distances, axis=2)[:, :, :2].mean(axis=2).mean(axis=1)
+    np.testing.assert_allclose(tool.position_knn_distance(train, test, 2), expected, rtol=1e-5)
+    # a single odd token raises its window's score by its own distance / P
+    odd = test.copy()
+    odd[0, 1] += 50
+    assert tool.position_knn_distance(train, odd, 2)[0] > expected[0] + 40 / 3
+
+
 def test_evaluate_follows_the_protocol():
     tool = load_tool(TOOL)
     # One clip of 40 frames, frames 20..29 abnormal (kind 1); one person, T = 4: the window

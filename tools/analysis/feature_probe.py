@@ -5,7 +5,11 @@ windows, in three descriptor spaces built from the cache that MGENet trains on:
 
 - ``tokens``: the window's frozen cube tokens, averaged over time (appearance and shape);
 - ``tokens+scene``: those, joined with the clip's frozen scene features (behaviour in its scene);
-- ``scene``: the scene features alone (which scene the window is in).
+- ``scene``: the scene features alone (which scene the window is in);
+- ``token positions (time-max)``: each grid position's token, its maximum over time, scored
+  by its distance to the nearest training tokens of any position and window, then averaged
+  over the positions (a local object keeps its own token instead of being averaged into the
+  window's descriptor).
 
 The window scores go through the evaluation protocol (middle frame, most anomalous person,
 fill, smoothing) and per-kind AUCs, like ``tools/test.py``. A probe that separates a kind well
@@ -36,23 +40,28 @@ from mgenet_mm.fileio import atomic_write_bytes
 KIND_NAMES = {1: 'motion', 2: 'appearance', 3: 'scene'}
 
 
-def load_split(cache_dir: str) -> Tuple[np.ndarray, np.ndarray, list, np.ndarray]:
-    """Time-averaged tokens (N, C*h*w), scene features (N, C_s), window identities, clip names.
+def load_split(cache_dir: str) -> Tuple[np.ndarray, np.ndarray, list, np.ndarray, np.ndarray]:
+    """Time-averaged tokens (N, C*h*w), scene features (N, C_s), window identities, the
+    manifest and the time-max tokens per grid position (N, h*w, C).
     """
     reader = FeatureCacheReader(cache_dir, verify='size')
     reader.index  # opens and checks the cache
     index = WindowIndex.load(osp.join(cache_dir, INDEX))  # uncompacted: identities by position
     tokens = []
+    position_tokens = []
     identities = []
     scenes = []
     for window in range(index.num_windows):
         clip, person, start = index.identity(window)
         grid = np.asarray(reader.tokens(window), dtype=np.float32)  # (C, t, h, w)
         tokens.append(grid.mean(axis=1).reshape(-1))  # (C, h, w) -> (C*h*w,)
+        peak = grid.max(axis=1)  # (C, h, w)
+        position_tokens.append(peak.reshape(peak.shape[0], -1).T)  # (C, h*w) -> (h*w, C)
         scenes.append(np.asarray(reader.scene_feat(clip), dtype=np.float32)
                       if reader.with_scene else np.zeros(1, np.float32))
         identities.append((clip, int(person), int(start)))
-    return np.stack(tokens), np.stack(scenes), identities, reader.manifest
+    return (np.stack(tokens), np.stack(scenes), identities, reader.manifest,
+            np.stack(position_tokens))
 
 
 def standardise(train: np.ndarray, test: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -68,6 +77,21 @@ def knn_distance(train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
         dist = torch.cdist(a[start:start + 1024], b)  # (n, N_train)
         out.append(dist.topk(k, dim=1, largest=False).values.mean(1))
     return torch.cat(out).numpy()
+
+
+def position_knn_distance(train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
+    """(N_test,) mean over a window's positions of each token's k-NN distance to every
+    training token (any window, any position).
+
+    Args:
+        train (np.ndarray): (N_train, P, C) training tokens.
+        test (np.ndarray): (N_test, P, C) test tokens.
+        k (int): Neighbours.
+    """
+    channels = train.shape[-1]
+    per_token = knn_distance(train.reshape(-1, channels), test.reshape(-1, channels), k)
+    # (N_test * P,) -> (N_test, P), then the mean over positions: (N_test,)
+    return per_token.reshape(test.shape[:2]).mean(axis=1)
 
 
 def evaluate(anomaly: np.ndarray, identities: Sequence[tuple], gt: Dict[str, np.ndarray],
@@ -97,8 +121,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--out', help='write the table as JSON here')
     args = parser.parse_args(argv)
 
-    train_tokens, train_scene, _, _ = load_split(osp.join(args.cache_root, 'train'))
-    test_tokens, test_scene, identities, _ = load_split(osp.join(args.cache_root, 'test'))
+    train_tokens, train_scene, _, _, train_positions = load_split(
+        osp.join(args.cache_root, 'train'))
+    test_tokens, test_scene, identities, _, test_positions = load_split(
+        osp.join(args.cache_root, 'test'))
     clips = sorted({c for c, _, _ in identities})
     gt = {c: load_shanghaitech_gt(osp.join(args.gt_dir, c + '.npy')) for c in clips}
     kinds = ({c: np.load(osp.join(args.kind_dir, c + '.npy')) for c in clips}
@@ -122,10 +148,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for name, (train, test) in probes.items():
         anomaly = knn_distance(train.astype(np.float32), test.astype(np.float32), args.k)
         table[name] = evaluate(anomaly, identities, gt, kinds, args.seg_len)
+    # Standardised per channel with the statistics of all training tokens.
+    channels = train_positions.shape[-1]
+    flat_train, flat_test = standardise(train_positions.reshape(-1, channels),
+                                        test_positions.reshape(-1, channels))
+    anomaly = position_knn_distance(flat_train.reshape(train_positions.shape).astype(np.float32),
+                                    flat_test.reshape(test_positions.shape).astype(np.float32),
+                                    args.k)
+    table['token positions (time-max)'] = evaluate(anomaly, identities, gt, kinds, args.seg_len)
     keys = list(next(iter(table.values())))
-    print(f'{"probe":14s}' + ''.join(f'{k.replace("micro_auc", "micro"):>20s}' for k in keys))
+    print(f'{"probe":27s}' + ''.join(f'{k.replace("micro_auc", "micro"):>20s}' for k in keys))
     for name, metrics in table.items():
-        print(f'{name:14s}' + ''.join(f'{100 * metrics[k]:20.1f}' for k in keys))
+        print(f'{name:27s}' + ''.join(f'{100 * metrics[k]:20.1f}' for k in keys))
     if args.out:
         text = json.dumps(table, indent=2).encode()
         atomic_write_bytes(args.out, lambda f: f.write(text))
