@@ -12,6 +12,7 @@ Example (the demo's cached config, after ``make demo`` built its STG-NF checkpoi
     python tools/analysis/benchmark_guidance_cache.py configs/mgenet/demo_cached.py --epochs 2
 """
 import argparse
+import os
 import os.path as osp
 import statistics
 import tempfile
@@ -62,10 +63,8 @@ class StepTimer(Hook):
 
 def train_once(args: argparse.Namespace, cache: bool, work_dir: str) -> dict:
     """One training run; returns per-epoch step times, windows and flow batches."""
-    from mgenet_mm.engine import CheckedRunner
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    from mgenet_mm.engine import CheckedRunner, merge_cfg_options
+    cfg = merge_cfg_options(Config.fromfile(args.config), args.cfg_options)
     cfg.merge_from_dict({'model.train_cfg.cache_guidance': cache,
                          'train_cfg.max_epochs': args.epochs,
                          'train_cfg.val_interval': args.epochs + 1,
@@ -98,10 +97,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         for name, cache in (('cached', True), ('uncached', False)):
             results[name] = train_once(args, cache, osp.join(root, name))
-    with open('/proc/loadavg') as f:
-        load = f.read().split()[0]
     print(f'{osp.basename(args.config)}: {args.epochs} epochs per run, {args.threads} torch '
-          f'threads, load average {load}')
+          f'threads, load average {os.getloadavg()[0]:.2f}')
     print(f'{"epoch":>5} {"run":>9} {"windows":>8} {"flow batches":>13} {"median step":>12}')
     for epoch in sorted(results['cached']['steps']):
         for name in ('cached', 'uncached'):
