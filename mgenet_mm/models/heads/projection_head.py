@@ -49,13 +49,28 @@ def token_cosine_distance(first: Tensor, second: Tensor, eps: float = 1e-8) -> T
     return 1. - F.cosine_similarity(first, second, dim=2, eps=eps)
 
 
-def reduce_tokens(distance: Tensor, reduction: str = 'mean', top_k: int = 1) -> Tensor:
-    """One score per window from per-token distances: their mean or the mean of the top k.
+#: Per-token distances to one score per window: every token's mean, the mean of the k largest,
+#: or the mean of the k largest grid positions after averaging each position over time.
+SCORE_REDUCTIONS = ('mean', 'topk', 'position_topk')
+
+
+def reduce_tokens(distance: Tensor, reduction: str = 'mean', top_k: int = 1,
+                  token_grid: Optional[Sequence[int]] = None) -> Tensor:
+    """One score per window from per-token distances.
+
+    ``'mean'``: eq. 14's average over the tokens. ``'topk'``: the mean of the ``top_k`` largest
+    tokens (an object on a few tokens). ``'position_topk'``: each (h, w) grid position's
+    distances averaged over the t steps first, then the mean of the ``top_k`` largest positions:
+    a carried object stays at its position for the whole window, so averaging over time keeps
+    it while it evens out the single noisy tokens that ``'topk'`` picks up.
 
     Args:
-        distance (Tensor): Shape (B, P).
-        reduction (str): ``'mean'`` or ``'topk'``.
-        top_k (int): Tokens averaged by ``'topk'`` (at most P).
+        distance (Tensor): Shape (B, P), (t, h, w) row-major token order.
+        reduction (str): One of :data:`SCORE_REDUCTIONS`.
+        top_k (int): Tokens (``'topk'``) or positions (``'position_topk'``) averaged; clipped
+            to the number there is.
+        token_grid (Sequence[int], optional): (t, h, w) of the tokens, needed by
+            ``'position_topk'``.
 
     Returns:
         Tensor: Shape (B, ).
@@ -64,7 +79,17 @@ def reduce_tokens(distance: Tensor, reduction: str = 'mean', top_k: int = 1) -> 
         return distance.mean(dim=1)
     if reduction == 'topk':
         return distance.topk(min(top_k, distance.shape[1]), dim=1).values.mean(dim=1)
-    raise ValueError(f"reduction must be 'mean' or 'topk', got {reduction!r}")
+    if reduction == 'position_topk':
+        if token_grid is None:
+            raise ValueError("reduction='position_topk' needs the (t, h, w) token_grid")
+        grid_t, grid_h, grid_w = (int(size) for size in token_grid)
+        if distance.shape[1] != grid_t * grid_h * grid_w:
+            raise ValueError(f'{distance.shape[1]} token distances do not fill the token grid '
+                             f'{(grid_t, grid_h, grid_w)}')
+        # (B, P) -> (B, t, h*w) -> mean over time -> (B, h*w)
+        per_position = distance.reshape(-1, grid_t, grid_h * grid_w).mean(dim=1)
+        return per_position.topk(min(top_k, grid_h * grid_w), dim=1).values.mean(dim=1)
+    raise ValueError(f'reduction must be one of {SCORE_REDUCTIONS}, got {reduction!r}')
 
 
 @MODELS.register_module()
@@ -102,9 +127,11 @@ class ProjectionHead(BaseModule):
             Defaults to 1.
         pool (str): ``'space'`` (one vector per step) or ``'none'`` (one per token).
             Defaults to ``'space'``.
-        score_reduction (str): Per-token scores to one per window: ``'mean'`` or ``'topk'``
-            (``pool='none'`` only). Defaults to ``'mean'``.
-        score_top_k (int): Tokens averaged by ``'topk'``. Defaults to 8.
+        score_reduction (str): Per-token scores to one per window, one of
+            :data:`SCORE_REDUCTIONS` (``pool='none'`` only; see :func:`reduce_tokens`).
+            Defaults to ``'mean'``.
+        score_top_k (int): Tokens averaged by ``'topk'``, grid positions by
+            ``'position_topk'``. Defaults to 8.
         center_momentum (float, optional): Centre the teacher: keep an exponential moving
             average ``c`` of f_u (over windows and tokens or steps, updated by every training
             ``loss`` call as ``c <- m c + (1 - m) mean(f_u)``; buffer ``target_center``, saved
@@ -134,8 +161,9 @@ class ProjectionHead(BaseModule):
             raise ValueError(f'num_layers must be >= 1, got {num_layers}')
         if pool not in POOLS:
             raise ValueError(f'pool must be one of {POOLS}, got {pool!r}')
-        if score_reduction not in ('mean', 'topk'):
-            raise ValueError(f"score_reduction must be 'mean' or 'topk', got {score_reduction!r}")
+        if score_reduction not in SCORE_REDUCTIONS:
+            raise ValueError(f'score_reduction must be one of {SCORE_REDUCTIONS}, got '
+                             f'{score_reduction!r}')
         if score_top_k < 1:
             raise ValueError(f'score_top_k must be >= 1, got {score_top_k}')
         self.pool = pool
@@ -224,7 +252,8 @@ class ProjectionHead(BaseModule):
 
     def appearance_score(self, f_u: Tensor, f_m1: Tensor, f_m2: Tensor,
                          mask1: Optional[Tensor] = None,
-                         mask2: Optional[Tensor] = None) -> Tensor:
+                         mask2: Optional[Tensor] = None,
+                         token_grid: Optional[Sequence[int]] = None) -> Tensor:
         """Appearance anomaly score, eq. 14.
 
         Args:
@@ -234,6 +263,8 @@ class ProjectionHead(BaseModule):
             mask1 (Tensor, optional): (B, P) bool, the first pass's mask (per token only).
             mask2 (Tensor, optional): (B, P) bool, the second pass's mask; every token must be
                 masked in exactly one of the two passes.
+            token_grid (Sequence[int], optional): (t, h, w) of the tokens, for
+                ``score_reduction='position_topk'``; the configured grid when None.
 
         Returns:
             Tensor: S_app of shape (B, ).
@@ -250,4 +281,5 @@ class ProjectionHead(BaseModule):
         # each token's distance from the pass in which it was masked
         distance = torch.where(mask1, token_cosine_distance(f_u, f_m1),
                                token_cosine_distance(f_u, f_m2))  # (B, P)
-        return reduce_tokens(distance, self.score_reduction, self.score_top_k)
+        return reduce_tokens(distance, self.score_reduction, self.score_top_k,
+                             token_grid if token_grid is not None else self.token_grid)

@@ -470,7 +470,8 @@ class MGENetRecognizer(AppearanceLevelMixin, SceneLevelMixin, FrozenModuleMixin,
             mask, complement = self.test_mask_pair(tokens.shape[0], tokens.device)
             components['app'] = self.mask_head.appearance_score(
                 f_u, self.masked_features(inputs, tokens, mask),
-                self.masked_features(inputs, tokens, complement), mask, complement)
+                self.masked_features(inputs, tokens, complement), mask, complement,
+                self.token_grid)
         # Before the write pass (e.g. validation during training) the BSMM holds nothing to match
         # against: S_mm is left out, and the metric says so.
         if self.bsmm is not None and self.bsmm.is_written:

@@ -120,6 +120,37 @@ def test_per_token_eq14_scores_each_token_in_the_pass_where_it_is_masked():
         ProjectionHead(pool='none').appearance_score(f_u, f_m1, f_m2, mask1, mask1)
 
 
+def test_position_topk_averages_each_position_over_time_before_the_top_k():
+    # token grid (t, h, w) = (2, 1, 3), row-major: step 0 is tokens 0-2, step 1 tokens 3-5
+    distance = torch.tensor([[1., 0., 9., 3., 0., 1.]])
+    # per position over time: (1 + 3) / 2 = 2, 0, (9 + 1) / 2 = 5
+    torch.testing.assert_close(reduce_tokens(distance, 'position_topk', 1, (2, 1, 3)),
+                               torch.tensor([5.]))
+    torch.testing.assert_close(reduce_tokens(distance, 'position_topk', 2, (2, 1, 3)),
+                               torch.tensor([3.5]))
+    # a time-major grouping (t, h, w) = (3, 1, 2) would pair other tokens: the order matters
+    torch.testing.assert_close(reduce_tokens(distance, 'position_topk', 1, (3, 1, 2)),
+                               torch.tensor([10. / 3]))
+    # plain top-k on the same tokens picks the single spike instead
+    torch.testing.assert_close(reduce_tokens(distance, 'topk', 1), torch.tensor([9.]))
+    with pytest.raises(ValueError, match='token_grid'):
+        reduce_tokens(distance, 'position_topk', 1)
+    with pytest.raises(ValueError, match='do not fill'):
+        reduce_tokens(distance, 'position_topk', 1, (2, 2, 2))
+    # the head scores on the grid it is given (the recognizer's), else on its own
+    f_u = torch.tensor([[[1., 0.]] * 6])
+    mask1 = torch.tensor([[True, False, True, True, False, True]])
+    f_m = torch.tensor([[[1., 0.]] * 6])
+    f_m[0, 2] = torch.tensor([-1., 0.])  # position 2 at step 0: distance 2, else 0
+    head = ProjectionHead(pool='none', score_reduction='position_topk', score_top_k=1,
+                          token_grid=(2, 1, 3))
+    torch.testing.assert_close(head.appearance_score(f_u, f_m, f_m, mask1, ~mask1),
+                               torch.tensor([1.]))
+    torch.testing.assert_close(
+        head.appearance_score(f_u, f_m, f_m, mask1, ~mask1, token_grid=(3, 1, 2)),
+        torch.tensor([2. / 3]))
+
+
 def test_reduce_tokens_and_bad_options():
     distance = torch.tensor([[3., 1., 2.], [0., 0., 6.]])
     torch.testing.assert_close(reduce_tokens(distance), torch.tensor([2., 2.]))
